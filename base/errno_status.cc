@@ -1,0 +1,98 @@
+#include "base/errno_status.h"
+
+#include <cerrno>
+#include <cstring>
+
+#include <optional>
+
+#include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace devmem {
+namespace {
+
+struct Name {
+  int errnum;
+  const char* name;
+};
+
+// Only the values the project meets; others print as "errno N".
+constexpr Name kNames[] = {
+    {EPERM, "EPERM"},         {ENOENT, "ENOENT"},     {EINTR, "EINTR"},
+    {EIO, "EIO"},             {E2BIG, "E2BIG"},       {EBADF, "EBADF"},
+    {EAGAIN, "EAGAIN"},       {ENOMEM, "ENOMEM"},     {EACCES, "EACCES"},
+    {EFAULT, "EFAULT"},       {EBUSY, "EBUSY"},       {EEXIST, "EEXIST"},
+    {ENODEV, "ENODEV"},       {EINVAL, "EINVAL"},     {EMFILE, "EMFILE"},
+    {ENOSPC, "ENOSPC"},       {EPIPE, "EPIPE"},       {ERANGE, "ERANGE"},
+    {ENODATA, "ENODATA"},     {EPROTO, "EPROTO"},     {EMSGSIZE, "EMSGSIZE"},
+    {EOPNOTSUPP, "EOPNOTSUPP"}, {ENOBUFS, "ENOBUFS"}, {ECONNRESET, "ECONNRESET"},
+    {ENOTCONN, "ENOTCONN"},   {ETIMEDOUT, "ETIMEDOUT"},
+    {ECONNREFUSED, "ECONNREFUSED"}, {EHOSTUNREACH, "EHOSTUNREACH"},
+    {ENOTSOCK, "ENOTSOCK"},   {EPROTONOSUPPORT, "EPROTONOSUPPORT"},
+    {ESRCH, "ESRCH"},         {ENOTDIR, "ENOTDIR"},   {EISDIR, "EISDIR"},
+    {kEnotsupp, "ENOTSUPP"},  {kEtoosmall, "ETOOSMALL"},
+};
+
+constexpr char kErrnoPayloadUrl[] = "type.devmem.dev/errno";
+
+}  // namespace
+
+absl::StatusCode ErrnoToCode(int errnum) {
+  switch (errnum) {
+    case kEtoosmall:  // The caller's buffer is too small: a malformed request.
+      return absl::StatusCode::kInvalidArgument;
+    case kEnotsupp:
+      return absl::StatusCode::kUnimplemented;
+    case ENODATA:  // bind-rx: the driver's page pool did not take the provider.
+      return absl::StatusCode::kFailedPrecondition;
+    default:
+      return absl::ErrnoToStatusCode(errnum);
+  }
+}
+
+std::string ErrnoName(int errnum) {
+  for (const Name& n : kNames) {
+    if (n.errnum == errnum) return n.name;
+  }
+  return absl::StrCat("errno ", errnum);
+}
+
+absl::Status ErrnoToStatus(int errnum, std::string_view context) {
+  if (errnum == 0) return absl::OkStatus();
+  const char* text = errnum == kEtoosmall ? "control buffer too small"
+                     : errnum == kEnotsupp ? "operation not supported"
+                                           : std::strerror(errnum);
+  absl::Status status(ErrnoToCode(errnum),
+                      absl::StrCat(context, ": ", text, " (",
+                                   ErrnoName(errnum), ")"));
+  status.SetPayload(kErrnoPayloadUrl, absl::Cord(absl::StrCat(errnum)));
+  return status;
+}
+
+absl::Status ErrnoStatus(std::string_view context) {
+  return ErrnoToStatus(errno, context);
+}
+
+int StatusErrno(const absl::Status& status) {
+  if (status.ok()) return 0;
+  std::optional<absl::Cord> payload = status.GetPayload(kErrnoPayloadUrl);
+  int errnum = 0;
+  if (payload && absl::SimpleAtoi(std::string(*payload), &errnum)) {
+    return errnum;
+  }
+  return EIO;
+}
+
+absl::Status WithContext(const absl::Status& status,
+                         std::string_view context) {
+  if (status.ok()) return status;
+  absl::Status out(status.code(), absl::StrCat(context, ": ", status.message()));
+  status.ForEachPayload(
+      [&out](absl::string_view url, const absl::Cord& payload) {
+        out.SetPayload(url, payload);
+      });
+  return out;
+}
+
+}  // namespace devmem

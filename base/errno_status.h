@@ -1,0 +1,49 @@
+// The one errno -> absl::Status mapping.
+//
+// Every syscall failure, and every errno the kernel returns over netlink, is
+// turned into a Status here, on the line after the call, with the facts a
+// reader needs ("eth1 queue 3: bind-rx"). The simulated NIC answers with the
+// same errno values as the kernel and goes through the same function, so both
+// providers give the same code for the same input.
+//
+// The mapping follows absl::ErrnoToStatusCode, plus the kernel-internal
+// errnos that libc does not name (ETOOSMALL = 525 from recvmsg with a control
+// buffer too small for the next devmem cmsg).
+#ifndef DEVMEM_BASE_ERRNO_STATUS_H_
+#define DEVMEM_BASE_ERRNO_STATUS_H_
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+
+namespace devmem {
+
+// Kernel-internal errno values that glibc does not define.
+inline constexpr int kEtoosmall = 525;   // ETOOSMALL (include/linux/errno.h)
+inline constexpr int kEnotsupp = 524;    // ENOTSUPP (kernel-internal)
+
+// The absl code for `errnum` (0 -> kOk).
+absl::StatusCode ErrnoToCode(int errnum);
+
+// A printable name for `errnum`: "EOPNOTSUPP", "ETOOSMALL", or "errno 1234".
+std::string ErrnoName(int errnum);
+
+// "context: strerror (ENAME)" with ErrnoToCode(errnum). errnum must be > 0.
+absl::Status ErrnoToStatus(int errnum, std::string_view context);
+
+// Reads errno itself; call it on the line right after the failed syscall.
+absl::Status ErrnoStatus(std::string_view context);
+
+// The errno a Status made by ErrnoToStatus carries (as a payload, so it
+// survives re-wrapping with more context); 0 for OK, EIO when it has none.
+// Tests use it to check that both providers fail with the kernel's errno.
+int StatusErrno(const absl::Status& status);
+
+// `status` with "context: " put before its message; code and payloads (the
+// errno) are kept. OK stays OK.
+absl::Status WithContext(const absl::Status& status, std::string_view context);
+
+}  // namespace devmem
+
+#endif  // DEVMEM_BASE_ERRNO_STATUS_H_

@@ -1,0 +1,274 @@
+// Region: a registered buffer cut into chunks, with the allocator, refcounts,
+// tokens and retirement of the kernel's page_pool + net_iov model.
+//
+// A Region describes N bytes (up to and beyond 1 TiB) of one buffer, cut into
+// chunks of one power-of-two size between 4 KiB and 2 MiB. It owns no memory
+// itself: the buffer belongs to whoever registered it (a dmabuf mapping, a
+// device), and Retire() tells them, exactly once, when they may have it back.
+//
+// Allocation follows the kernel's page pool:
+//   * a per-thread cache (up to kCacheSize chunks) serves Alloc/Free without
+//     touching shared state ("alloc_fast", "recycle_cached");
+//   * caches refill from and flush to a shared ring in batches of kBatch
+//     ("alloc_refill", "recycle_ring"); a full ring spills to the provider
+//     free list ("recycle_ring_full", "recycle_released");
+//   * when the ring is empty the slow path takes from the provider free list
+//     or carves never-used chunks ("alloc_empty", "alloc_slow").
+// Metadata is 16 bytes per chunk, kept outside the buffer in an address-space
+// reservation that the OS backs only when a chunk is first used, so a 64 GiB
+// region that is never touched costs (almost) nothing.
+//
+// Reference counts (the kernel's pp_ref_count). Holders of a chunk reference:
+//   * the allocator of the chunk (Alloc/AllocBulk give one reference),
+//   * each Ref() taken by a component that keeps the chunk (e.g. a frame in
+//     flight in the simulated NIC),
+//   * each outstanding token (Lend() takes one, ReleaseTokens() drops it).
+// When the last reference is dropped the chunk goes back to the pool.
+//
+// Thread safety: every method is thread-safe. Alloc/Free/Ref/Unref never take
+// a lock shared between threads on their fast path (each thread's cache has
+// its own lock, uncontended unless more threads than caches use the region).
+// Stats() takes no lock.
+//
+// Lifetime: a Region is shared (std::shared_ptr); whoever holds chunks must
+// hold the Region. Destroying a Region with chunks outstanding is a bug that
+// is logged; Retire() is the orderly way out.
+//
+//   auto region = Region::Create({.size_bytes = 1 << 30, .chunk_size = 4096});
+//   Chunk c = region.value()->Alloc().value();
+//   ...
+//   region.value()->Free(c);
+#ifndef DEVMEM_POOL_REGION_H_
+#define DEVMEM_POOL_REGION_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
+#include "pool/chunk.h"
+#include "pool/stats.h"
+
+namespace devmem {
+
+namespace pool_internal {
+struct ChunkMeta;
+struct Cache;
+struct Depot;
+class MetaArray;
+}  // namespace pool_internal
+
+struct RegionOptions {
+  uint64_t size_bytes = 0;    // > 0; a tail shorter than a chunk is unused
+  uint32_t chunk_size = 4096; // power of two in [kMinChunkSize, kMaxChunkSize]
+  // Chunks the shared ring holds before spilling to the provider free list
+  // (the kernel's ptr_ring size). Rounded up to a multiple of kBatch.
+  uint32_t ring_size = 1024;
+  // Where the CPU sees the buffer, for host-mappable regions (memfd, udmabuf
+  // mapped by the daemon). Empty for device memory. Must span size_bytes.
+  std::optional<std::byte*> cpu_base;
+  std::string name;           // for messages ("binding 7"); optional
+};
+
+// What is still out when Retire() is called (and later, in Stats()).
+struct RetireReport {
+  uint64_t outstanding_chunks = 0;  // chunks with a reference held
+  uint64_t outstanding_bytes = 0;
+  uint64_t lent_tokens = 0;         // of those, how many are lent to users
+  bool released = false;            // true if on_released already ran
+};
+
+// Result of ReleaseTokens: valid tokens are always released, bad ones never
+// touch any count; status names the first bad token when rejected > 0.
+struct [[nodiscard]] TokenRelease {
+  uint32_t freed = 0;     // tokens released (one chunk reference each)
+  uint32_t rejected = 0;  // unknown, foreign or not-lent tokens
+  absl::Status status;    // OK iff rejected == 0
+};
+
+class Region {
+ public:
+  static constexpr uint32_t kMinChunkSize = 4096;
+  static constexpr uint32_t kMaxChunkSize = 2u << 20;
+  static constexpr uint32_t kCacheSize = 128;  // PP_ALLOC_CACHE_SIZE
+  static constexpr uint32_t kBatch = 64;       // PP_ALLOC_CACHE_REFILL
+  static constexpr uint32_t kMaxTokenRanges = 128;  // as SO_DEVMEM_DONTNEED
+  static constexpr uint64_t kMaxChunks = (1ull << 32) - 2;
+
+  // Errors: InvalidArgument for a zero size, a chunk size that is not a power
+  // of two in range, a region smaller than one chunk or with more than
+  // kMaxChunks chunks; ResourceExhausted if the metadata reservation fails.
+  static absl::StatusOr<std::shared_ptr<Region>> Create(RegionOptions options);
+
+  Region(const Region&) = delete;
+  Region& operator=(const Region&) = delete;
+  ~Region();
+
+  uint32_t id() const { return id_; }
+  uint32_t chunk_size() const { return chunk_size_; }
+  uint32_t chunk_shift() const { return chunk_shift_; }
+  uint64_t num_chunks() const { return num_chunks_; }
+  uint64_t size_bytes() const { return num_chunks_ << chunk_shift_; }
+  const std::string& name() const { return name_; }
+
+  // Byte offset of a chunk inside the buffer.
+  uint64_t Offset(Chunk c) const { return uint64_t{c.index} << chunk_shift_; }
+  // Where the CPU can read/write the chunk; empty for device memory.
+  std::optional<std::byte*> CpuAddress(Chunk c) const;
+  // True if `c` names a chunk of this region (does not say it is allocated).
+  bool Contains(Chunk c) const {
+    return c.region == id_ && c.index < num_chunks_;
+  }
+
+  // ---- Allocation -----------------------------------------------------------
+  // One chunk with one reference. ResourceExhausted when every chunk is out
+  // (counted as alloc_failed), FailedPrecondition after Retire().
+  absl::StatusOr<Chunk> Alloc();
+  // Up to out.size() chunks, each with one reference; returns how many. Fewer
+  // than asked means the region ran dry (or was retired: then 0).
+  size_t AllocBulk(absl::Span<Chunk> out);
+
+  // ---- References -------------------------------------------------------------
+  // REQUIRES: the caller holds a reference to `c` (so it cannot be free).
+  // InvalidArgument for a chunk of another region or out of range;
+  // FailedPrecondition (and ref_errors++) for a chunk that is free.
+  absl::Status Ref(Chunk c);
+  // Drops one reference; the last one returns the chunk to the pool. Same
+  // errors as Ref(); a chunk that is already free is left untouched.
+  absl::Status Unref(Chunk c);
+  // Free() is Unref() of the allocation reference.
+  absl::Status Free(Chunk c) { return Unref(c); }
+  // Drops one reference from each chunk. Returns the first error; every valid
+  // chunk is still unreferenced.
+  absl::Status UnrefBulk(absl::Span<const Chunk> chunks);
+
+  // ---- Tokens -----------------------------------------------------------------
+  // Lends `c` to `lender`: takes one reference and returns the token (the
+  // chunk index). A chunk may be lent several times to the same lender (it
+  // must then be released as many times); lending it to a second lender while
+  // the first holds tokens is FailedPrecondition. lender must be non-zero.
+  absl::StatusOr<Token> Lend(Chunk c, LenderId lender);
+  // Gives back tokens, as SO_DEVMEM_DONTNEED: up to kMaxTokenRanges ranges.
+  // More ranges, a zero lender or an overflowing range: InvalidArgument and
+  // nothing released. Unknown tokens (beyond the region), foreign ones (lent
+  // to another lender) and ones not lent (already released) are rejected one
+  // by one, counted in token_errors, and never disturb any count.
+  TokenRelease ReleaseTokens(LenderId lender,
+                             absl::Span<const TokenRange> ranges);
+  // Releases every token `lender` still holds (its socket/session closed).
+  // Returns how many were released. Scans the chunks ever used: O(used).
+  uint64_t ReleaseAllTokens(LenderId lender);
+  // How many tokens `lender` holds. O(used); for tests and reports.
+  uint64_t TokensHeld(LenderId lender) const;
+
+  // ---- Lifetime ---------------------------------------------------------------
+  // Stops all new allocations and arranges for `on_released` to run exactly
+  // once, when the last outstanding chunk comes back: inside this call if
+  // nothing is outstanding, else on the thread dropping the last reference.
+  // Chunks still out may be Ref'd, Unref'd and their tokens released as usual.
+  // FailedPrecondition if already retired. on_released must not call back into
+  // this Region's Retire().
+  absl::StatusOr<RetireReport> Retire(std::function<void()> on_released);
+  bool retired() const { return retired_.load(std::memory_order_acquire); }
+  bool released() const;
+  // What is outstanding now (exact once retired; a snapshot before).
+  RetireReport Outstanding() const;
+
+  // ---- Stats --------------------------------------------------------------------
+  // Lock-free snapshot; counters are monotonic, gauges are a racy sum that is
+  // exact when the region is quiescent.
+  RegionStats Stats() const;
+
+  // Bytes of chunk metadata reserved (16 per chunk) and the fixed overhead.
+  static constexpr size_t kMetaBytesPerChunk = 16;
+  size_t MetadataBytesReserved() const;
+  // Bytes of metadata actually touched so far (chunks ever used, rounded to
+  // pages): what the region really costs in memory.
+  size_t MetadataBytesTouched() const;
+
+ private:
+  explicit Region(RegionOptions options, uint32_t id, uint32_t chunk_shift,
+                  uint64_t num_chunks);
+
+  pool_internal::Cache& MyCache();
+  // Fast paths with the cache's lock held.
+  bool RefillLocked(pool_internal::Cache& cache);
+  void RecycleLocked(pool_internal::Cache& cache, uint32_t index);
+  // Retired path: straight to the depot, then maybe fire on_released.
+  void ReleaseToDepot(uint32_t index);
+  absl::Status CheckChunk(Chunk c, const char* op) const;
+  void ChunkFreed(uint32_t index);  // refcount reached zero
+  void MaybeFireReleased();
+
+  const uint32_t id_;
+  const uint32_t chunk_size_;
+  const uint32_t chunk_shift_;
+  const uint64_t num_chunks_;
+  const std::string name_;
+  const std::optional<std::byte*> cpu_base_;
+
+  std::unique_ptr<pool_internal::MetaArray> meta_;
+  std::unique_ptr<pool_internal::Cache[]> caches_;
+  uint32_t cache_mask_;
+  std::unique_ptr<pool_internal::Depot> depot_;
+
+  std::atomic<bool> retired_{false};
+  mutable absl::Mutex retire_mu_;
+  std::function<void()> on_released_ ABSL_GUARDED_BY(retire_mu_);
+  bool released_ ABSL_GUARDED_BY(retire_mu_) = false;
+
+  // Counters not owned by a cache (slow paths, errors).
+  mutable RegionCounters shared_counters_;
+};
+
+// A movable reference to one chunk: dropping it drops the reference.
+class ChunkRef {
+ public:
+  ChunkRef() = default;
+  // Adopts one reference the caller already holds.
+  static ChunkRef Adopt(std::shared_ptr<Region> region, Chunk c) {
+    return ChunkRef(std::move(region), c);
+  }
+  ChunkRef(ChunkRef&& o) noexcept
+      : region_(std::move(o.region_)), chunk_(o.chunk_) {}
+  ChunkRef& operator=(ChunkRef&& o) noexcept {
+    if (this != &o) {
+      reset();
+      region_ = std::move(o.region_);
+      chunk_ = o.chunk_;
+    }
+    return *this;
+  }
+  ~ChunkRef() { reset(); }
+
+  explicit operator bool() const { return region_ != nullptr; }
+  Chunk chunk() const { return chunk_; }
+  Region* region() const { return region_.get(); }
+  // Gives the reference to the caller.
+  [[nodiscard]] Chunk release() {
+    region_.reset();
+    return chunk_;
+  }
+  void reset() {
+    if (region_) (void)region_->Unref(chunk_);
+    region_.reset();
+  }
+
+ private:
+  ChunkRef(std::shared_ptr<Region> region, Chunk c)
+      : region_(std::move(region)), chunk_(c) {}
+  std::shared_ptr<Region> region_;
+  Chunk chunk_;
+};
+
+}  // namespace devmem
+
+#endif  // DEVMEM_POOL_REGION_H_

@@ -1,0 +1,1 @@
+#include "pool/tx_arena.h"
