@@ -1,0 +1,69 @@
+// fdsock_codec: FdMessage framing over base/fd_socket, shared by devmemd and
+// the client library.
+//
+// One SEQPACKET packet carries one serialized devmem.v1.FdMessage (see
+// fdsock.proto and docs/API.md). RxFrags carry packed struct dmabuf_cmsg
+// records; PackFrags/UnpackFrags convert them.
+//
+// Thread safety: every function is thread-safe (stateless).
+#ifndef DEVMEM_PROTO_DEVMEM_V1_FDSOCK_CODEC_H_
+#define DEVMEM_PROTO_DEVMEM_V1_FDSOCK_CODEC_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "base/fd_socket.h"
+#include "base/uapi.h"
+#include "base/unique_fd.h"
+#include "devmem/v1/fdsock.pb.h"
+
+namespace devmem::fdsock {
+
+inline constexpr uint32_t kProtocolVersion = 1;
+// Largest packet a job may send / the daemon sends.
+inline constexpr size_t kMaxJobFrameBytes = 64 * 1024;
+inline constexpr size_t kMaxDaemonFrameBytes = 256 * 1024;
+// Records per RxFrags message, so a message stays well under the limit
+// (and under the default socket buffer of about 208 KiB).
+inline constexpr size_t kMaxFragsPerMessage = 2048;
+inline constexpr size_t kFragRecordBytes = sizeof(uapi::DmabufCmsg);
+static_assert(kFragRecordBytes == 24);
+inline constexpr size_t kMaxTokenRanges = 128;
+
+// Serializes `m` and sends it as one packet with `fds`. Errors as SendFrame.
+absl::Status SendMessage(BorrowedFd sock, const v1::FdMessage& m,
+                         absl::Span<const BorrowedFd> fds = {}, int flags = 0);
+
+struct ReceivedMessage {
+  bool eof = false;
+  v1::FdMessage message;
+  std::vector<UniqueFd> fds;  // owned; closed with this object
+};
+
+// Receives and parses one packet of at most `max_bytes`. A packet that breaks
+// a limit or does not parse is InvalidArgument naming the problem (its fds
+// are closed); EOF is reported in `eof`. Syscall errors as RecvFrame.
+absl::StatusOr<ReceivedMessage> RecvMessage(BorrowedFd sock, size_t max_bytes,
+                                            size_t max_fds = 1, int flags = 0);
+
+// Appends `frags` to `out` as packed little-endian dmabuf_cmsg records.
+void PackFrags(absl::Span<const uapi::DmabufCmsg> frags, std::string* out);
+// Splits a packed field back into records. InvalidArgument if the length is
+// not a multiple of 24.
+absl::StatusOr<std::vector<uapi::DmabufCmsg>> UnpackFrags(
+    std::string_view packed);
+
+// The absl::Status an Error reply stands for.
+absl::Status ErrorToStatus(const v1::Error& e);
+// An Error reply for `status`, with a stable reason.
+v1::Error StatusToError(const absl::Status& status, std::string_view reason);
+
+}  // namespace devmem::fdsock
+
+#endif  // DEVMEM_PROTO_DEVMEM_V1_FDSOCK_CODEC_H_
