@@ -58,7 +58,7 @@ std::string ErrnoName(int errnum) {
   return absl::StrCat("errno ", errnum);
 }
 
-absl::Status ErrnoToStatus(int errnum, std::string_view context) {
+absl::Status ErrnoToStatus(int errnum, absl::string_view context) {
   if (errnum == 0) return absl::OkStatus();
   const char* text = errnum == kEtoosmall ? "control buffer too small"
                      : errnum == kEnotsupp ? "operation not supported"
@@ -70,13 +70,13 @@ absl::Status ErrnoToStatus(int errnum, std::string_view context) {
   return status;
 }
 
-absl::Status ErrnoStatus(std::string_view context) {
-  return ErrnoToStatus(errno, context);
+absl::Status ErrnoStatus(absl::string_view context) {
+  return devmem::ErrnoToStatus(errno, context);
 }
 
 int StatusErrno(const absl::Status& status) {
   if (status.ok()) return 0;
-  std::optional<absl::Cord> payload = status.GetPayload(kErrnoPayloadUrl);
+  absl::optional<absl::Cord> payload = status.GetPayload(kErrnoPayloadUrl);
   int errnum = 0;
   if (payload && absl::SimpleAtoi(std::string(*payload), &errnum)) {
     return errnum;
@@ -85,7 +85,7 @@ int StatusErrno(const absl::Status& status) {
 }
 
 absl::Status WithContext(const absl::Status& status,
-                         std::string_view context) {
+                         absl::string_view context) {
   if (status.ok()) return status;
   absl::Status out(status.code(), absl::StrCat(context, ": ", status.message()));
   status.ForEachPayload(

@@ -13,7 +13,7 @@
 #define DEVMEM_BASE_ERRNO_STATUS_H_
 
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 
@@ -30,10 +30,10 @@ absl::StatusCode ErrnoToCode(int errnum);
 std::string ErrnoName(int errnum);
 
 // "context: strerror (ENAME)" with ErrnoToCode(errnum). errnum must be > 0.
-absl::Status ErrnoToStatus(int errnum, std::string_view context);
+absl::Status ErrnoToStatus(int errnum, absl::string_view context);
 
 // Reads errno itself; call it on the line right after the failed syscall.
-absl::Status ErrnoStatus(std::string_view context);
+absl::Status ErrnoStatus(absl::string_view context);
 
 // The errno a Status made by ErrnoToStatus carries (as a payload, so it
 // survives re-wrapping with more context); 0 for OK, EIO when it has none.
@@ -42,7 +42,7 @@ int StatusErrno(const absl::Status& status);
 
 // `status` with "context: " put before its message; code and payloads (the
 // errno) are kept. OK stays OK.
-absl::Status WithContext(const absl::Status& status, std::string_view context);
+absl::Status WithContext(const absl::Status& status, absl::string_view context);
 
 }  // namespace devmem
 

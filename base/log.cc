@@ -41,7 +41,7 @@ const char* LevelName(LogLevel level) {
   return "info";
 }
 
-void WriteAll(std::string_view s) {
+void WriteAll(absl::string_view s) {
   while (!s.empty()) {
     ssize_t n = ::write(STDERR_FILENO, s.data(), s.size());
     if (n < 0) {
@@ -63,7 +63,7 @@ bool LogEnabled(LogLevel level) {
          MinLevel().load(std::memory_order_relaxed);
 }
 
-std::string LogQuote(std::string_view value) {
+std::string LogQuote(absl::string_view value) {
   bool needs = value.empty();
   for (char c : value) {
     if (c == ' ' || c == '=' || c == '"' || static_cast<unsigned char>(c) < 0x20) {
@@ -87,7 +87,7 @@ std::string LogQuote(std::string_view value) {
   return out;
 }
 
-LogLine::LogLine(LogLevel level, std::string_view event)
+LogLine::LogLine(LogLevel level, absl::string_view event)
     : enabled_(LogEnabled(level)) {
   if (!enabled_) return;
   timespec ts;
@@ -101,7 +101,7 @@ LogLine::LogLine(LogLevel level, std::string_view event)
                           LogQuote(event));
 }
 
-LogLine& LogLine::Kv(std::string_view key, const absl::AlphaNum& value) {
+LogLine& LogLine::Kv(absl::string_view key, const absl::AlphaNum& value) {
   if (enabled_) absl::StrAppend(&line_, " ", key, "=", LogQuote(value.Piece()));
   return *this;
 }

@@ -17,7 +17,7 @@
 
 #include <sstream>
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/strings/str_cat.h"
 
@@ -30,13 +30,13 @@ bool LogEnabled(LogLevel level);
 
 class LogLine {
  public:
-  LogLine(LogLevel level, std::string_view event);
+  LogLine(LogLevel level, absl::string_view event);
   LogLine(const LogLine&) = delete;
   LogLine& operator=(const LogLine&) = delete;
   ~LogLine();
 
-  LogLine& Kv(std::string_view key, const absl::AlphaNum& value);
-  LogLine& Kv(std::string_view key, bool value) {
+  LogLine& Kv(absl::string_view key, const absl::AlphaNum& value);
+  LogLine& Kv(absl::string_view key, bool value) {
     return Kv(key, value ? "true" : "false");
   }
 
@@ -46,7 +46,7 @@ class LogLine {
 };
 
 // Quotes `value` when it holds a space, '=', '"' or a control character.
-std::string LogQuote(std::string_view value);
+std::string LogQuote(absl::string_view value);
 
 namespace internal {
 class CheckFailure {

@@ -105,6 +105,8 @@ enum NetdevAQstats : uint16_t {
   kNetdevAQstatsRxAllocFail = 12,
   kNetdevAQstatsRxHwDrops = 13,
   kNetdevAQstatsRxHwDropOverruns = 14,
+  kNetdevAQstatsTxHwDrops = 24,
+  kNetdevAQstatsTxHwDropErrors = 25,
 };
 inline constexpr uint32_t kNetdevQstatsScopeQueue = 1;
 
@@ -160,6 +162,19 @@ enum TcpDataSplit : uint8_t {
   kTcpDataSplitDisabled = 1,
   kTcpDataSplitEnabled = 2,
 };
+
+// Ethtool generic-netlink attributes newer than Debian's 6.1
+// <linux/ethtool_netlink.h> (include/uapi/linux/ethtool_netlink_generated.h).
+// Everything up to ETHTOOL_A_RINGS_TX_PUSH (13) comes from the 6.1 header.
+enum EthtoolARings : uint16_t {
+  kEthtoolARingsRxPush = 14,           // u8, 6.2
+  kEthtoolARingsTxPushBufLen = 15,     // u32, 6.4
+  kEthtoolARingsTxPushBufLenMax = 16,  // u32, 6.4
+  kEthtoolARingsHdsThresh = 17,        // u32, 6.13
+  kEthtoolARingsHdsThreshMax = 18,     // u32, 6.13
+};
+// ETHTOOL_A_HEADER_PHY_INDEX (6.12); not sent by us, listed so parsers skip it.
+inline constexpr uint16_t kEthtoolAHeaderPhyIndex = 4;
 
 }  // namespace devmem::uapi
 

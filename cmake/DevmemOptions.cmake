@@ -13,7 +13,8 @@ if(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
 endif()
 
 # Our own code builds with these; generated code does not.
-set(DEVMEM_WARNINGS -Wall -Wextra -Werror -Wno-unused-parameter)
+set(DEVMEM_WARNINGS -Wall -Wextra -Werror -Wno-unused-parameter
+    -Wno-missing-field-initializers)
 if(DEVMEM_CLANG)
   list(APPEND DEVMEM_WARNINGS -Wthread-safety)
 endif()

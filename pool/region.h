@@ -49,10 +49,8 @@
 #include <optional>
 #include <string>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "pool/chunk.h"
 #include "pool/stats.h"
@@ -199,14 +197,20 @@ class Region {
                   uint64_t num_chunks);
 
   pool_internal::Cache& MyCache();
-  // Fast paths with the cache's lock held.
-  bool RefillLocked(pool_internal::Cache& cache);
-  void RecycleLocked(pool_internal::Cache& cache, uint32_t index);
-  // Retired path: straight to the depot, then maybe fire on_released.
-  void ReleaseToDepot(uint32_t index);
+  // Moves up to kBatch chunks into `cache` (whose lock the caller holds):
+  // from the ring, else the free list / never-used chunks, else other caches.
+  // Returns how many arrived.
+  uint32_t Refill(pool_internal::Cache& cache);
+  // Returns chunks whose last reference was dropped to the pool.
+  void Recycle(const uint32_t* indices, size_t n);
+  void RecycleLocked(pool_internal::Cache& cache, const uint32_t* indices,
+                     size_t n);
+  void FlushLocked(pool_internal::Cache& cache);
+  // After Retire(): straight to the free list; may run on_released.
+  void ReleaseToFreeList(const uint32_t* indices, size_t n);
   absl::Status CheckChunk(Chunk c, const char* op) const;
-  void ChunkFreed(uint32_t index);  // refcount reached zero
-  void MaybeFireReleased();
+  // Drops one reference; true if it was the last one.
+  absl::StatusOr<bool> DropRef(uint32_t index);
 
   const uint32_t id_;
   const uint32_t chunk_size_;
@@ -220,10 +224,9 @@ class Region {
   uint32_t cache_mask_;
   std::unique_ptr<pool_internal::Depot> depot_;
 
+  // Set once, under the depot lock, by Retire(); read on every slow path
+  // and, under each cache's lock, on the fast paths.
   std::atomic<bool> retired_{false};
-  mutable absl::Mutex retire_mu_;
-  std::function<void()> on_released_ ABSL_GUARDED_BY(retire_mu_);
-  bool released_ ABSL_GUARDED_BY(retire_mu_) = false;
 
   // Counters not owned by a cache (slow paths, errors).
   mutable RegionCounters shared_counters_;

@@ -72,6 +72,8 @@ class TxArena {
     uint32_t id;
     uint32_t first_chunk;
     uint32_t num_chunks;
+    uint32_t skipped;  // ring end skipped so the run need not wrap
+    uint64_t start;    // where this send's footprint (skipped + run) begins
     uint64_t length;
     bool done;
   };
