@@ -13,7 +13,6 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "pool/internal/spin_lock.h"
 
 namespace devmem {
@@ -79,7 +78,9 @@ struct alignas(64) Cache {
 // indices (the kernel's ptr_ring), then the free list (chunks released to the
 // provider, linked through ChunkMeta::next), then chunks never used.
 struct Depot {
-  absl::Mutex mu;
+  // A spin lock rather than absl::Mutex: critical sections are a memcpy of a
+  // batch, and (Debian's Abseil being uninstrumented) TSan can see it.
+  SpinLock mu;
   std::vector<uint32_t> ring ABSL_GUARDED_BY(mu);  // capacity fixed at Create
   uint32_t ring_count ABSL_GUARDED_BY(mu) = 0;
   uint32_t free_head ABSL_GUARDED_BY(mu) = 0;
@@ -177,7 +178,7 @@ Region::Region(RegionOptions options, uint32_t id, uint32_t chunk_shift,
       depot_(std::make_unique<pool_internal::Depot>()) {
   uint64_t ring = std::max<uint64_t>(options.ring_size, kBatch);
   ring = (ring + kBatch - 1) / kBatch * kBatch;
-  absl::MutexLock l(&depot_->mu);
+  SpinLockHolder l(depot_->mu);
   depot_->ring.resize(std::min<uint64_t>(ring, num_chunks + kBatch));
 }
 
@@ -273,7 +274,7 @@ uint32_t Region::Refill(Cache& cache) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   pool_internal::Depot& d = *depot_;
   uint32_t got = 0;
   {
-    absl::MutexLock l(&d.mu);
+    SpinLockHolder l(d.mu);
     if (retired_.load(std::memory_order_relaxed)) return 0;
     if (d.ring_count > 0) {
       got = std::min(kBatch, d.ring_count);
@@ -359,7 +360,7 @@ void Region::FlushLocked(Cache& cache) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   // stack) to the ring; what does not fit spills to the free list, as a full
   // ptr_ring releases pages to the page allocator.
   pool_internal::Depot& d = *depot_;
-  absl::MutexLock dl(&d.mu);
+  SpinLockHolder dl(d.mu);
   const uint32_t room = static_cast<uint32_t>(d.ring.size()) - d.ring_count;
   const uint32_t to_ring = std::min(kBatch, room);
   std::memcpy(&d.ring[d.ring_count], &cache.slots[0],
@@ -384,7 +385,7 @@ void Region::ReleaseToFreeList(const uint32_t* indices, size_t n) {
   pool_internal::Depot& d = *depot_;
   std::function<void()> fire;
   {
-    absl::MutexLock l(&d.mu);
+    SpinLockHolder l(d.mu);
     for (size_t i = 0; i < n; ++i) {
       (*meta_)[indices[i]].next = d.free_head;
       d.free_head = indices[i];
@@ -646,7 +647,7 @@ uint64_t Region::TokensHeld(LenderId lender) const {
 absl::StatusOr<RetireReport> Region::Retire(std::function<void()> on_released) {
   pool_internal::Depot& d = *depot_;
   {
-    absl::MutexLock l(&d.mu);
+    SpinLockHolder l(d.mu);
     if (retired_.load(std::memory_order_relaxed)) {
       return absl::FailedPreconditionError(
           absl::StrCat(name_, ": already retired"));
@@ -660,7 +661,7 @@ absl::StatusOr<RetireReport> Region::Retire(std::function<void()> on_released) {
   for (uint32_t i = 0; i <= cache_mask_; ++i) {
     Cache& cache = caches_[i];
     SpinLockHolder cl(cache.lock);
-    absl::MutexLock l(&d.mu);
+    SpinLockHolder l(d.mu);
     for (uint32_t j = 0; j < cache.count; ++j) {
       const uint32_t index = cache.slots[j];
       (*meta_)[index].next = d.free_head;
@@ -672,7 +673,7 @@ absl::StatusOr<RetireReport> Region::Retire(std::function<void()> on_released) {
   RetireReport report;
   std::function<void()> fire;
   {
-    absl::MutexLock l(&d.mu);
+    SpinLockHolder l(d.mu);
     while (d.ring_count > 0) {
       const uint32_t index = d.ring[--d.ring_count];
       (*meta_)[index].next = d.free_head;
@@ -695,7 +696,7 @@ absl::StatusOr<RetireReport> Region::Retire(std::function<void()> on_released) {
 }
 
 bool Region::released() const {
-  absl::MutexLock l(&depot_->mu);
+  SpinLockHolder l(depot_->mu);
   return depot_->released;
 }
 
@@ -707,7 +708,7 @@ RetireReport Region::Outstanding() const {
   report.lent_tokens = s.lent_tokens;
   report.released = s.released;
   if (retired()) {
-    absl::MutexLock l(&depot_->mu);
+    SpinLockHolder l(depot_->mu);
     report.outstanding_chunks =
         depot_->carved.load(std::memory_order_relaxed) - depot_->FreeLocked();
     report.outstanding_bytes = report.outstanding_chunks << chunk_shift_;

@@ -29,8 +29,8 @@ TxArena::TxArena(TxArena&& o) noexcept { *this = std::move(o); }
 
 TxArena& TxArena::operator=(TxArena&& o) noexcept {
   if (this == &o) return *this;
-  absl::MutexLock a(&mu_);
-  absl::MutexLock b(&o.mu_);
+  pool_internal::SpinLockHolder a(mu_);
+  pool_internal::SpinLockHolder b(o.mu_);
   num_chunks_ = o.num_chunks_;
   chunk_size_ = o.chunk_size_;
   sends_ = std::move(o.sends_);
@@ -45,7 +45,7 @@ TxArena& TxArena::operator=(TxArena&& o) noexcept {
 TxArena::~TxArena() = default;
 
 absl::StatusOr<TxRange> TxArena::Allocate(uint64_t bytes) {
-  absl::MutexLock l(&mu_);
+  pool_internal::SpinLockHolder l(mu_);
   if (retired_) {
     return absl::FailedPreconditionError("tx arena: retired, no new sends");
   }
@@ -102,7 +102,7 @@ absl::StatusOr<TxRange> TxArena::Allocate(uint64_t bytes) {
 }
 
 absl::StatusOr<uint32_t> TxArena::Complete(uint32_t lo, uint32_t hi) {
-  absl::MutexLock l(&mu_);
+  pool_internal::SpinLockHolder l(mu_);
   const uint64_t count = uint64_t{static_cast<uint32_t>(hi - lo)} + 1;
   if (sends_.empty() || count > sends_.size()) {
     ++stats_.bad_completions;
@@ -134,7 +134,7 @@ absl::StatusOr<uint32_t> TxArena::Complete(uint32_t lo, uint32_t hi) {
 }
 
 uint64_t TxArena::Retire() {
-  absl::MutexLock l(&mu_);
+  pool_internal::SpinLockHolder l(mu_);
   retired_ = true;
   uint64_t in_flight = 0;
   for (const Send& s : sends_) in_flight += s.done ? 0 : 1;
@@ -142,7 +142,7 @@ uint64_t TxArena::Retire() {
 }
 
 TxArenaStats TxArena::Stats() const {
-  absl::MutexLock l(&mu_);
+  pool_internal::SpinLockHolder l(mu_);
   TxArenaStats s = stats_;
   s.in_flight = 0;
   s.in_flight_bytes = 0;

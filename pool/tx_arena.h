@@ -15,7 +15,7 @@
 // Retire(); Complete() of an id that is not in flight is NotFound and changes
 // nothing.
 //
-// Thread safety: thread-safe (one mutex: sends are microseconds apart, and the
+// Thread safety: thread-safe (one short spin-locked section per call; the
 // arena is per binding).
 #ifndef DEVMEM_POOL_TX_ARENA_H_
 #define DEVMEM_POOL_TX_ARENA_H_
@@ -26,7 +26,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "pool/internal/spin_lock.h"
 
 namespace devmem {
 
@@ -81,7 +81,7 @@ class TxArena {
 
   uint64_t num_chunks_ = 0;
   uint32_t chunk_size_ = 0;
-  mutable absl::Mutex mu_;
+  mutable pool_internal::SpinLock mu_;
   std::deque<Send> sends_ ABSL_GUARDED_BY(mu_);  // oldest first
   uint64_t head_ ABSL_GUARDED_BY(mu_) = 0;  // next free chunk (ring position)
   uint64_t used_ ABSL_GUARDED_BY(mu_) = 0;  // chunks between tail and head

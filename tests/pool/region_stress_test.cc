@@ -7,8 +7,7 @@
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
+#include "base/mutex.h"
 #include "gtest/gtest.h"
 #include "pool/region.h"
 #include "tests/testing/seed.h"
@@ -30,17 +29,16 @@ struct Item {
 class Queue {
  public:
   void Push(std::vector<Item> items) {
-    absl::MutexLock l(&mu_);
+    MutexLock l(mu_);
     for (Item& i : items) q_.push_back(i);
+    cv_.SignalAll();
   }
   // Returns false when closed and empty.
   bool Pop(std::vector<Item>& out, size_t max) {
-    absl::MutexLock l(&mu_);
-    mu_.Await(absl::Condition(
-        +[](Queue* q) ABSL_EXCLUSIVE_LOCKS_REQUIRED(q->mu_) {
-          return !q->q_.empty() || q->closed_;
-        },
-        this));
+    MutexLock l(mu_);
+    cv_.Await(mu_, [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      return !q_.empty() || closed_;
+    });
     if (q_.empty()) return false;
     while (!q_.empty() && out.size() < max) {
       out.push_back(q_.front());
@@ -49,12 +47,14 @@ class Queue {
     return true;
   }
   void Close() {
-    absl::MutexLock l(&mu_);
+    MutexLock l(mu_);
     closed_ = true;
+    cv_.SignalAll();
   }
 
  private:
-  absl::Mutex mu_;
+  Mutex mu_;
+  CondVar cv_;
   std::deque<Item> q_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
 };
@@ -69,7 +69,9 @@ TEST(RegionStress, AllocFreeTokensAndRetireAcrossThreads) {
   Queue queue;
   std::atomic<uint64_t> produced{0};
   std::atomic<int> fired{0};
-  absl::Notification halfway;
+  Mutex halfway_mu;
+  CondVar halfway_cv;
+  bool halfway = false;
 
   auto producer = [&](int k) {
     std::mt19937_64 rng(seed + k);
@@ -102,7 +104,9 @@ TEST(RegionStress, AllocFreeTokensAndRetireAcrossThreads) {
           produced.fetch_add(items.size(), std::memory_order_relaxed);
       if (before < kOpsBeforeRetire &&
           before + items.size() >= kOpsBeforeRetire) {
-        halfway.Notify();
+        MutexLock l(halfway_mu);
+        halfway = true;
+        halfway_cv.SignalAll();
       }
       queue.Push(std::move(items));
     }
@@ -136,7 +140,10 @@ TEST(RegionStress, AllocFreeTokensAndRetireAcrossThreads) {
   for (int k = 0; k < 2; ++k) threads.emplace_back(consumer, k);
 
   // Retire once enough work has happened (a condition, not a sleep).
-  halfway.WaitForNotification();
+  {
+    MutexLock l(halfway_mu);
+    halfway_cv.Await(halfway_mu, [&] { return halfway; });
+  }
   absl::StatusOr<RetireReport> rep = region->Retire([&] { fired++; });
   ASSERT_TRUE(rep.ok());
   for (int k = 0; k < 2; ++k) threads[k].join();  // producers stop
