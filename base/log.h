@@ -37,7 +37,7 @@ class LogLine {
 
   LogLine& Kv(absl::string_view key, const absl::AlphaNum& value);
   LogLine& Kv(absl::string_view key, bool value) {
-    return Kv(key, value ? "true" : "false");
+    return Kv(key, absl::AlphaNum(value ? "true" : "false"));
   }
 
  private:
