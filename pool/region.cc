@@ -119,9 +119,15 @@ uint32_t NextRegionId() {
   }
 }
 
-uint32_t ThreadSeq() {
-  thread_local const uint32_t seq =
-      g_next_thread_seq.fetch_add(1, std::memory_order_relaxed);
+// Constant-initialised (no TLS guard on the fast path), assigned on first use.
+thread_local uint32_t tls_thread_seq = UINT32_MAX;
+
+inline uint32_t ThreadSeq() {
+  uint32_t seq = tls_thread_seq;
+  if (seq == UINT32_MAX) [[unlikely]] {
+    seq = tls_thread_seq =
+        g_next_thread_seq.fetch_add(1, std::memory_order_relaxed) & 0x7fffffff;
+  }
   return seq;
 }
 
@@ -402,34 +408,60 @@ void Region::ReleaseToFreeList(const uint32_t* indices, size_t n) {
   if (fire) fire();
 }
 
-absl::StatusOr<bool> Region::DropRef(uint32_t index) {
+Region::Drop Region::DropRef(uint32_t index) {
   auto refs = Refs((*meta_)[index]);
   uint32_t r = refs.load(std::memory_order_acquire);
   // As the kernel's page_pool_unref_netmem: the sole holder needs no
   // read-modify-write (nobody else can take a reference without one).
-  if (r == 1) {
+  if (r == 1) [[likely]] {
     refs.store(0, std::memory_order_relaxed);
-    return true;
+    return Drop::kLast;
   }
   while (r != 0) {
     if (refs.compare_exchange_weak(r, r - 1, std::memory_order_acq_rel)) {
-      return r == 1;
+      return r == 1 ? Drop::kLast : Drop::kKept;
     }
   }
   RegionCounters::AddShared<uint64_t>(shared_counters_.ref_errors, 1);
+  return Drop::kWasFree;
+}
+
+absl::Status Region::RefError(Chunk c, const char* op) const {
+  if (!Contains(c)) {
+    RegionCounters::AddShared<uint64_t>(shared_counters_.ref_errors, 1);
+    return CheckChunk(c, op);
+  }
   return absl::FailedPreconditionError(absl::StrCat(
-      name_, ": unref of chunk ", index, ", which is free (double free?)"));
+      name_, ": ", op, " of chunk ", c.index, ", which is free (double free?)"));
 }
 
 absl::Status Region::Unref(Chunk c) {
-  if (absl::Status s = CheckChunk(c, "unref"); !s.ok()) {
-    RegionCounters::AddShared<uint64_t>(shared_counters_.ref_errors, 1);
-    return s;
+  if (!Contains(c)) [[unlikely]] return RefError(c, "unref");
+  switch (DropRef(c.index)) {
+    case Drop::kLast:
+      RecycleOne(c.index);
+      return absl::OkStatus();
+    case Drop::kKept:
+      return absl::OkStatus();
+    case Drop::kWasFree:
+      break;
   }
-  absl::StatusOr<bool> last = DropRef(c.index);
-  if (!last.ok()) return last.status();
-  if (*last) Recycle(&c.index, 1);
-  return absl::OkStatus();
+  return RefError(c, "unref");
+}
+
+void Region::RecycleOne(uint32_t index) {
+  Cache& cache = MyCache();
+  cache.lock.Lock();
+  if (retired_.load(std::memory_order_relaxed)) [[unlikely]] {
+    cache.lock.Unlock();
+    ReleaseToFreeList(&index, 1);
+    return;
+  }
+  if (cache.count == kCacheSize) [[unlikely]] FlushLocked(cache);
+  cache.slots[cache.count++] = index;
+  RegionCounters::Add<int64_t>(cache.counters.allocated, -1);
+  RegionCounters::Add<uint64_t>(cache.counters.recycle_cached, 1);
+  cache.lock.Unlock();
 }
 
 absl::Status Region::UnrefBulk(absl::Span<const Chunk> chunks) {
@@ -437,22 +469,15 @@ absl::Status Region::UnrefBulk(absl::Span<const Chunk> chunks) {
   uint32_t batch[kBatch];
   size_t n = 0;
   for (const Chunk& c : chunks) {
-    absl::Status s = CheckChunk(c, "unref");
-    absl::StatusOr<bool> last =
-        s.ok() ? DropRef(c.index) : absl::StatusOr<bool>(s);
-    if (!last.ok()) {
-      if (!s.ok()) {
-        RegionCounters::AddShared<uint64_t>(shared_counters_.ref_errors, 1);
-      }
-      first.Update(last.status());
-      continue;
-    }
-    if (*last) {
+    const Drop d = Contains(c) ? DropRef(c.index) : Drop::kWasFree;
+    if (d == Drop::kLast) {
       batch[n++] = c.index;
       if (n == kBatch) {
         Recycle(batch, n);
         n = 0;
       }
+    } else if (d == Drop::kWasFree) {
+      first.Update(RefError(c, "unref"));
     }
   }
   if (n > 0) Recycle(batch, n);
@@ -460,10 +485,7 @@ absl::Status Region::UnrefBulk(absl::Span<const Chunk> chunks) {
 }
 
 absl::Status Region::Ref(Chunk c) {
-  if (absl::Status s = CheckChunk(c, "ref"); !s.ok()) {
-    RegionCounters::AddShared<uint64_t>(shared_counters_.ref_errors, 1);
-    return s;
-  }
+  if (!Contains(c)) [[unlikely]] return RefError(c, "ref");
   auto refs = Refs((*meta_)[c.index]);
   uint32_t r = refs.load(std::memory_order_relaxed);
   while (r != 0) {
@@ -476,8 +498,7 @@ absl::Status Region::Ref(Chunk c) {
     }
   }
   RegionCounters::AddShared<uint64_t>(shared_counters_.ref_errors, 1);
-  return absl::FailedPreconditionError(
-      absl::StrCat(name_, ": ref of chunk ", c.index, ", which is free"));
+  return RefError(c, "ref");
 }
 
 // ---- Tokens ----------------------------------------------------------------------
@@ -571,8 +592,7 @@ TokenRelease Region::ReleaseTokens(LenderId lender,
         continue;
       }
       ++result.freed;
-      absl::StatusOr<bool> last = DropRef(static_cast<uint32_t>(t));
-      if (last.ok() && *last) {
+      if (DropRef(static_cast<uint32_t>(t)) == Drop::kLast) {
         batch[n++] = static_cast<uint32_t>(t);
         if (n == kBatch) {
           Recycle(batch, n);
@@ -610,8 +630,7 @@ uint64_t Region::ReleaseAllTokens(LenderId lender) {
       if (lent.compare_exchange_weak(v, 0, std::memory_order_acq_rel)) {
         // Drop one reference per token this lender held.
         for (uint32_t k = 0; k < LentCount(v); ++k) {
-          absl::StatusOr<bool> last = DropRef(static_cast<uint32_t>(i));
-          if (last.ok() && *last) {
+          if (DropRef(static_cast<uint32_t>(i)) == Drop::kLast) {
             batch[n++] = static_cast<uint32_t>(i);
             if (n == kBatch) {
               Recycle(batch, n);

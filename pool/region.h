@@ -209,8 +209,12 @@ class Region {
   // After Retire(): straight to the free list; may run on_released.
   void ReleaseToFreeList(const uint32_t* indices, size_t n);
   absl::Status CheckChunk(Chunk c, const char* op) const;
-  // Drops one reference; true if it was the last one.
-  absl::StatusOr<bool> DropRef(uint32_t index);
+  // The error for a Ref/Unref of `c` that is out of range or free.
+  absl::Status RefError(Chunk c, const char* op) const;
+  enum class Drop { kLast, kKept, kWasFree };
+  // Drops one reference (counting ref_errors if the chunk was free).
+  Drop DropRef(uint32_t index);
+  void RecycleOne(uint32_t index);
 
   const uint32_t id_;
   const uint32_t chunk_size_;
