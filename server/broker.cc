@@ -1,0 +1,887 @@
+#include "server/broker.h"
+
+#include <algorithm>
+#include <set>
+#include <utility>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "base/log.h"
+#include "base/status_macros.h"
+
+namespace devmem::server {
+
+const char* BindingStateName(BindingState s) {
+  switch (s) {
+    case BindingState::kActive:
+      return "active";
+    case BindingState::kDraining:
+      return "draining";
+    case BindingState::kReleased:
+      return "released";
+  }
+  return "unknown";
+}
+
+// ---- EventQueue -------------------------------------------------------------
+
+std::vector<Event> EventQueue::Wait(absl::Duration timeout) {
+  absl::MutexLock l(&mu_);
+  auto ready = [this]()
+                   ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !events_.empty(); };
+  mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
+  std::vector<Event> out(events_.begin(), events_.end());
+  events_.clear();
+  return out;
+}
+
+void EventQueue::Push(const Event& e) {
+  absl::MutexLock l(&mu_);
+  if (events_.size() >= kMaxQueued) events_.pop_front();
+  events_.push_back(e);
+}
+
+// ---- Private pieces
+// ----------------------------------------------------------
+
+struct Broker::Session {
+  uint64_t id = 0;
+  PeerCred cred;
+  std::string name;
+  std::string secret;
+  std::shared_ptr<SessionSink> sink;
+  bool closed = false;
+  std::set<uint32_t> bindings;  // ACTIVE bindings made with this session
+};
+
+// One uid's share of the quota, held by a live binding.
+class Broker::QuotaCharge {
+ public:
+  QuotaCharge(Broker* broker, uid_t uid, uint64_t bytes, uint32_t queues)
+      : broker_(broker), uid_(uid), bytes_(bytes), queues_(queues) {}
+  ~QuotaCharge() {
+    absl::MutexLock l(&broker_->mu_);
+    UidUsage& u = broker_->usage_[uid_];
+    u.bindings -= 1;
+    u.bytes -= bytes_;
+    u.queues -= queues_;
+  }
+
+ private:
+  Broker* const broker_;
+  const uid_t uid_;
+  const uint64_t bytes_;
+  const uint32_t queues_;
+};
+
+// Forwards a sim RX binding's frags to its session. Cancel() makes a blocked
+// send return, so destroying the binding (which joins its RX thread) cannot
+// wait on a job that stopped reading.
+class Broker::RxForwarder : public RxSink {
+ public:
+  RxForwarder(uint32_t id, std::shared_ptr<SessionSink> sink)
+      : id_(id), sink_(std::move(sink)) {}
+  void Deliver(absl::Span<const uapi::DmabufCmsg> frags) override {
+    if (cancelled_.load(std::memory_order_acquire)) return;
+    // Frags the job never gets keep their tokens until the binding goes,
+    // which releases every token still lent.
+    (void)sink_->SendFrags(id_, frags, cancelled_);
+  }
+  void Closed(const absl::Status& why) override {
+    if (!cancelled_.load(std::memory_order_acquire)) {
+      sink_->SendBindingClosed(id_, why);
+    }
+  }
+  void Cancel() { cancelled_.store(true, std::memory_order_release); }
+
+ private:
+  const uint32_t id_;
+  const std::shared_ptr<SessionSink> sink_;
+  std::atomic<bool> cancelled_{false};
+};
+
+class Broker::TxForwarder : public TxSink {
+ public:
+  TxForwarder(uint32_t id, std::shared_ptr<SessionSink> sink)
+      : id_(id), sink_(std::move(sink)) {}
+  void Completed(uint32_t lo, uint32_t hi) override {
+    if (!cancelled_.load(std::memory_order_acquire)) {
+      sink_->SendTxCompletion(id_, lo, hi);
+    }
+  }
+  void Closed(const absl::Status& why) override {
+    if (!cancelled_.load(std::memory_order_acquire)) {
+      sink_->SendBindingClosed(id_, why);
+    }
+  }
+  void Cancel() { cancelled_.store(true, std::memory_order_release); }
+
+ private:
+  const uint32_t id_;
+  const std::shared_ptr<SessionSink> sink_;
+  std::atomic<bool> cancelled_{false};
+};
+
+// Everything a bound binding holds, in order of acquisition: destruction
+// unwinds in reverse (flows, forwarders, binding, preparation, quota, fd).
+class Broker::LiveBinding {
+ public:
+  ~LiveBinding() {
+    // First, so an RX thread blocked sending to the job lets go before the
+    // provider binding's destructor waits for it.
+    if (rx_forwarder) rx_forwarder->Cancel();
+    if (tx_forwarder) tx_forwarder->Cancel();
+  }
+  UniqueFd dmabuf;
+  std::unique_ptr<QuotaCharge> quota;
+  std::unique_ptr<DevicePreparation> prep;
+  std::unique_ptr<ProviderBinding> binding;
+  std::shared_ptr<RxForwarder> rx_forwarder;
+  std::shared_ptr<TxForwarder> tx_forwarder;
+  std::vector<std::unique_ptr<FlowRule>> flows;
+};
+
+struct Broker::Record {
+  BindingView view;  // unredacted; state and release fields kept current
+  std::unique_ptr<LiveBinding> live;  // set while ACTIVE
+  std::shared_ptr<Region> region;     // set until RELEASED (drain tracking)
+  BindingStats last_stats;            // taken at release
+};
+
+// ---- Broker
+// ------------------------------------------------------------------
+
+Broker::Broker(Provider* provider, Options options)
+    : provider_(provider),
+      clock_(options.clock),
+      default_chunk_size_(options.default_chunk_size),
+      released_history_(options.released_history),
+      tickets_(options.clock, options.ticket_ttl,
+               options.max_tickets_per_session),
+      allow_(std::move(options.allow)),
+      quota_(options.quota) {}
+
+Broker::~Broker() { Shutdown(); }
+
+bool Broker::AllowedLocked(const PeerCred& c) const {
+  if (allow_.allow_all || c.uid == 0) return true;
+  if (std::find(allow_.uids.begin(), allow_.uids.end(), c.uid) !=
+      allow_.uids.end()) {
+    return true;
+  }
+  return std::find(allow_.gids.begin(), allow_.gids.end(), c.gid) !=
+         allow_.gids.end();
+}
+
+absl::StatusOr<Broker::SessionGrant> Broker::OpenSession(
+    const PeerCred& cred, std::string client_name,
+    std::shared_ptr<SessionSink> sink) {
+  ASSIGN_OR_RETURN(std::string secret, RandomHex128());
+  absl::MutexLock l(&mu_);
+  if (shut_down_) return absl::UnavailableError("daemon is stopping");
+  if (!AllowedLocked(cred)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("uid ", cred.uid, " gid ", cred.gid,
+                     " is not on the devmemd allowlist"));
+  }
+  UidUsage& u = usage_[cred.uid];
+  if (u.sessions >= quota_.max_sessions) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("quota max_sessions: uid ", cred.uid, " has ", u.sessions,
+                     " sessions (limit ", quota_.max_sessions, ")"));
+  }
+  ++u.sessions;
+  auto s = std::make_unique<Session>();
+  s->id = next_session_id_++;
+  s->cred = cred;
+  s->name = client_name.substr(0, 128);
+  s->secret = secret;
+  s->sink = std::move(sink);
+  const uint64_t id = s->id;
+  sessions_.emplace(id, std::move(s));
+  DEVMEM_LOG(kInfo, "session_open")
+      .Kv("session", id)
+      .Kv("uid", cred.uid)
+      .Kv("gid", cred.gid)
+      .Kv("pid", cred.pid)
+      .Kv("client", LogQuote(client_name.substr(0, 128)));
+  return SessionGrant{id, std::move(secret)};
+}
+
+void Broker::CloseSession(uint64_t session_id) {
+  {
+    absl::MutexLock l(&mu_);
+    auto it = sessions_.find(session_id);
+    if (it == sessions_.end() || it->second->closed) return;
+    it->second->closed = true;  // no Bind may add to it from now on
+  }
+  const size_t dropped = tickets_.DropSession(session_id);
+  absl::MutexLock bl(&bind_mu_);
+  std::vector<uint32_t> ids;
+  uid_t uid = 0;
+  {
+    absl::MutexLock l(&mu_);
+    auto it = sessions_.find(session_id);
+    if (it == sessions_.end()) return;
+    ids.assign(it->second->bindings.begin(), it->second->bindings.end());
+    uid = it->second->cred.uid;
+  }
+  for (uint32_t id : ids) {
+    (void)Release(id, "session closed");
+  }
+  absl::MutexLock l(&mu_);
+  sessions_.erase(session_id);
+  usage_[uid].sessions -= 1;
+  DEVMEM_LOG(kInfo, "session_close")
+      .Kv("session", session_id)
+      .Kv("uid", uid)
+      .Kv("released_bindings", ids.size())
+      .Kv("dropped_tickets", dropped);
+}
+
+absl::StatusOr<Caller> Broker::Authenticate(uint64_t session_id,
+                                            std::string_view secret) {
+  absl::ReaderMutexLock l(&mu_);
+  auto it = sessions_.find(session_id);
+  // Compare even when the session is unknown, against itself, so timing
+  // says nothing about which part was wrong.
+  const bool ok = it != sessions_.end() && !it->second->closed &&
+                  ConstantTimeEquals(it->second->secret, secret);
+  if (!ok) {
+    return absl::PermissionDeniedError(
+        "unknown session or wrong secret (devmem-session, devmem-secret)");
+  }
+  const Session& s = *it->second;
+  return Caller{s.id, s.cred.uid, s.cred.gid, s.cred.pid, true};
+}
+
+absl::StatusOr<TicketStore::Issued> Broker::RegisterDmabuf(uint64_t session_id,
+                                                           UniqueFd dmabuf,
+                                                           DmabufInfo* info) {
+  {
+    absl::ReaderMutexLock l(&mu_);
+    auto it = sessions_.find(session_id);
+    if (it == sessions_.end() || it->second->closed) {
+      return absl::FailedPreconditionError("session is closed");
+    }
+  }
+  ASSIGN_OR_RETURN(DmabufInfo checked, provider_->CheckDmabuf(dmabuf.borrow()));
+  if (info != nullptr) *info = checked;
+  return tickets_.Issue(session_id, std::move(dmabuf), std::move(checked));
+}
+
+namespace {
+
+absl::Status ValidateParams(const BindParams& p) {
+  if (p.device.empty() || p.device.size() > 64) {
+    return absl::InvalidArgumentError("device: a name of 1-64 bytes needed");
+  }
+  if (p.ticket.empty()) return absl::InvalidArgumentError("ticket is empty");
+  if (!p.rx) {
+    if (p.num_queues != 0 || !p.queue_ids.empty() || !p.flows.empty()) {
+      return absl::InvalidArgumentError(
+          "a TX binding takes no queues and no flows");
+    }
+    return absl::OkStatus();
+  }
+  if ((p.num_queues == 0) == p.queue_ids.empty()) {
+    return absl::InvalidArgumentError(
+        "rx: give exactly one of num_queues (> 0) or queue_ids");
+  }
+  if (p.num_queues > 1024 || p.queue_ids.size() > 1024) {
+    return absl::InvalidArgumentError("rx: at most 1024 queues");
+  }
+  std::vector<uint32_t> q = p.queue_ids;
+  std::sort(q.begin(), q.end());
+  if (std::adjacent_find(q.begin(), q.end()) != q.end()) {
+    return absl::InvalidArgumentError("rx: queue_ids has duplicates");
+  }
+  if (p.flows.size() > 64) {
+    return absl::InvalidArgumentError("rx: at most 64 flows");
+  }
+  for (const Flow& f : p.flows) {
+    if (f.dst_port == 0) {
+      return absl::InvalidArgumentError("flow: dst_port is required");
+    }
+  }
+  if (p.chunk_size != 0 && (p.chunk_size < Region::kMinChunkSize ||
+                            p.chunk_size > Region::kMaxChunkSize ||
+                            (p.chunk_size & (p.chunk_size - 1)) != 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rx: chunk_size ", p.chunk_size,
+                     " is not a power of two in [4096, 2097152]"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<uint32_t>> Broker::ChooseQueues(
+    const BindParams& p) {
+  ASSIGN_OR_RETURN(std::vector<DeviceInfo> devices, provider_->ListDevices());
+  const DeviceInfo* dev = nullptr;
+  for (const DeviceInfo& d : devices) {
+    if (d.name == p.device) dev = &d;
+  }
+  if (dev == nullptr) {
+    return absl::NotFoundError(absl::StrCat("unknown device ", p.device));
+  }
+  std::set<uint32_t> ours;  // queues our own ACTIVE bindings hold
+  {
+    absl::ReaderMutexLock l(&mu_);
+    for (const auto& [id, r] : records_) {
+      if (r->view.state == BindingState::kActive &&
+          r->view.device == p.device) {
+        ours.insert(r->view.queues.begin(), r->view.queues.end());
+      }
+    }
+  }
+  std::vector<uint32_t> free;  // highest first, never queue 0 (RSS)
+  std::set<uint32_t> rx_ids;
+  for (const QueueInfo& q : dev->queues) {
+    if (!q.rx) continue;
+    rx_ids.insert(q.id);
+    if (q.id != 0 && !q.binding_id.has_value() && !ours.count(q.id)) {
+      free.push_back(q.id);
+    }
+  }
+  std::sort(free.rbegin(), free.rend());
+  if (p.num_queues > 0) {
+    if (free.size() < p.num_queues) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat(p.device, ": ", free.size(),
+                       " free RX queues (queue 0 is kept for RSS), ",
+                       p.num_queues, " requested"));
+    }
+    free.resize(p.num_queues);
+    std::sort(free.begin(), free.end());
+    return free;
+  }
+  std::vector<uint32_t> q = p.queue_ids;
+  std::sort(q.begin(), q.end());
+  for (uint32_t id : q) {
+    if (!rx_ids.count(id)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          p.device, ": no RX queue ", id, " (", dev->rx_queues, " RX queues)"));
+    }
+    if (std::find(free.begin(), free.end(), id) == free.end() && id != 0) {
+      return absl::AlreadyExistsError(
+          absl::StrCat(p.device, ": RX queue ", id, " is already bound"));
+    }
+  }
+  if (q.size() >= rx_ids.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(p.device, ": binding every RX queue leaves none for RSS"));
+  }
+  return q;
+}
+
+absl::StatusOr<BindingView> Broker::Bind(const Caller& caller, BindParams p) {
+  if (!caller.authenticated()) {
+    return absl::PermissionDeniedError(
+        "Bind needs a session: send devmem-session and devmem-secret "
+        "metadata from the fd socket's Welcome");
+  }
+  if (!caller.local) {
+    return absl::PermissionDeniedError(
+        "Bind is accepted only on the local Unix socket");
+  }
+  RETURN_IF_ERROR(ValidateParams(p));
+  const uint32_t chunk_size = p.chunk_size ? p.chunk_size : default_chunk_size_;
+
+  absl::MutexLock bl(&bind_mu_);
+  std::shared_ptr<SessionSink> sink;
+  {
+    absl::ReaderMutexLock l(&mu_);
+    auto it = sessions_.find(caller.session_id);
+    if (it == sessions_.end() || it->second->closed) {
+      return absl::FailedPreconditionError("session is closed");
+    }
+    sink = it->second->sink;
+  }
+  // Step 1: the ticket (consumed whatever happens next).
+  auto live = std::make_unique<LiveBinding>();
+  ASSIGN_OR_RETURN(TicketStore::Redeemed redeemed,
+                   tickets_.Consume(p.ticket, caller.session_id));
+  live->dmabuf = std::move(redeemed.dmabuf);
+  const uint64_t size = redeemed.info.size_bytes;
+
+  std::vector<uint32_t> queues;
+  if (p.rx) {
+    ASSIGN_OR_RETURN(queues, ChooseQueues(p));
+  }
+  // Step 2: the quota.
+  {
+    absl::MutexLock l(&mu_);
+    UidUsage& u = usage_[caller.uid];
+    if (u.bindings + 1 > quota_.max_bindings) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "quota max_bindings: uid ", caller.uid, " holds ", u.bindings,
+          " bindings (limit ", quota_.max_bindings, ")"));
+    }
+    if (u.bytes + size > quota_.max_bound_bytes) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("quota max_bound_bytes: uid ", caller.uid, " has ",
+                       u.bytes, " bytes bound, ", size,
+                       " more would pass the limit ", quota_.max_bound_bytes));
+    }
+    if (u.queues + queues.size() > quota_.max_queues) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("quota max_queues: uid ", caller.uid, " holds ",
+                       u.queues, " queues, ", queues.size(),
+                       " more would pass the limit ", quota_.max_queues));
+    }
+    u.bindings += 1;
+    u.bytes += size;
+    u.queues += static_cast<uint32_t>(queues.size());
+  }
+  live->quota = std::make_unique<QuotaCharge>(
+      this, caller.uid, size, static_cast<uint32_t>(queues.size()));
+
+  // Steps 3-5: prepare, bind, steer.
+  if (p.rx) {
+    ASSIGN_OR_RETURN(live->prep, provider_->PrepareDevice(p.device, queues));
+    RxBindSpec spec;
+    spec.device = p.device;
+    spec.queue_ids = queues;
+    spec.dmabuf = live->dmabuf.borrow();
+    spec.chunk_size = chunk_size;
+    ASSIGN_OR_RETURN(live->binding, provider_->BindRx(spec));
+  } else {
+    TxBindSpec spec;
+    spec.device = p.device;
+    spec.dmabuf = live->dmabuf.borrow();
+    ASSIGN_OR_RETURN(live->binding, provider_->BindTx(spec));
+  }
+  const uint32_t id = live->binding->id();
+  for (const Flow& f : p.flows) {
+    ASSIGN_OR_RETURN(std::unique_ptr<FlowRule> rule, live->binding->AddFlow(f));
+    live->flows.push_back(std::move(rule));
+  }
+  // Step 6: the sim data path, when the provider has one.
+  std::string endpoint;
+  if (p.rx) {
+    auto ep = live->binding->RxEndpoint();
+    if (ep.ok()) {
+      endpoint = *ep;
+      live->rx_forwarder = std::make_shared<RxForwarder>(id, sink);
+      RETURN_IF_ERROR(live->binding->StartRx(live->rx_forwarder));
+    }
+  } else {
+    live->tx_forwarder = std::make_shared<TxForwarder>(id, sink);
+  }
+
+  auto rec = std::make_unique<Record>();
+  BindingView& v = rec->view;
+  v.id = id;
+  v.device = p.device;
+  v.rx = p.rx;
+  v.queues = queues;
+  v.num_queues = static_cast<uint32_t>(queues.size());
+  v.chunk_size = p.rx ? chunk_size : 0;
+  v.size_bytes = size;
+  v.state = BindingState::kActive;
+  v.endpoint = endpoint;
+  v.session_id = caller.session_id;
+  v.uid = caller.uid;
+  v.pid = caller.pid;
+  v.flows = p.flows;
+  v.bound_at = clock_->Now();
+  rec->region = live->binding->region();
+  std::string prep_desc = live->prep ? live->prep->Describe() : "";
+  rec->live = std::move(live);
+
+  absl::MutexLock l(&mu_);
+  auto sit = sessions_.find(caller.session_id);
+  if (sit == sessions_.end() || sit->second->closed) {
+    // The session closed while we bound: unwind (outside mu_, the quota
+    // charge takes it).
+    std::unique_ptr<Record> undo = std::move(rec);
+    mu_.Unlock();
+    undo.reset();
+    mu_.Lock();
+    return absl::FailedPreconditionError("session closed during Bind");
+  }
+  auto old = records_.find(id);
+  if (old != records_.end()) {
+    if (old->second->view.state != BindingState::kReleased) {
+      DEVMEM_LOG(kWarning, "binding_id_reused")
+          .Kv("binding", id)
+          .Kv("old_state",
+              std::string(BindingStateName(old->second->view.state)));
+    }
+    released_order_.erase(
+        std::remove(released_order_.begin(), released_order_.end(), id),
+        released_order_.end());
+    // A draining record's leftovers go when this map entry is replaced;
+    // that must not destroy a LiveBinding under mu_ (it has none).
+    records_.erase(old);
+  }
+  sit->second->bindings.insert(id);
+  BindingView out = rec->view;
+  Record& r = *rec;
+  records_.emplace(id, std::move(rec));
+  PublishLocked(EventKind::kBound, r);
+  DEVMEM_LOG(kInfo, "bind")
+      .Kv("binding", id)
+      .Kv("session", caller.session_id)
+      .Kv("uid", caller.uid)
+      .Kv("device", p.device)
+      .Kv("dir", std::string(p.rx ? "rx" : "tx"))
+      .Kv("queues", absl::StrJoin(queues, ","))
+      .Kv("bytes", size)
+      .Kv("flows", p.flows.size())
+      .Kv("prepared", LogQuote(prep_desc));
+  return out;
+}
+
+absl::Status Broker::Release(uint32_t id, std::string reason) {
+  std::unique_ptr<LiveBinding> live;
+  BindingView v;
+  {
+    absl::MutexLock l(&mu_);
+    auto it = records_.find(id);
+    if (it == records_.end()) return absl::NotFoundError("no such binding");
+    Record& r = *it->second;
+    if (r.view.state != BindingState::kActive) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "binding ", id, " is already ", BindingStateName(r.view.state)));
+    }
+    live = std::move(r.live);
+    r.last_stats = live->binding->Stats();
+    r.view.state = BindingState::kDraining;
+    r.view.released_at = clock_->Now();
+    r.view.release_reason = reason;
+    auto s = sessions_.find(r.view.session_id);
+    if (s != sessions_.end()) s->second->bindings.erase(id);
+    PublishLocked(EventKind::kDraining, r);
+    v = r.view;
+  }
+  const absl::Time t0 = absl::Now();
+  live.reset();  // flows, binding, preparation, quota, fd: in that order
+  const absl::Duration took = absl::Now() - t0;
+
+  absl::MutexLock l(&mu_);
+  auto it = records_.find(id);
+  if (it == records_.end()) return absl::OkStatus();
+  Record& r = *it->second;
+  if (r.region && !r.region->retired()) {
+    // The provider left retiring to us: no new allocations from now on.
+    (void)r.region->Retire([] {});
+  }
+  RetireReport out;
+  if (r.region) out = r.region->Outstanding();
+  if (!r.region || r.region->released()) MarkReleasedLocked(r);
+  DEVMEM_LOG(kInfo, "unbind")
+      .Kv("binding", id)
+      .Kv("session", v.session_id)
+      .Kv("uid", v.uid)
+      .Kv("device", v.device)
+      .Kv("reason", LogQuote(reason))
+      .Kv("state", std::string(BindingStateName(r.view.state)))
+      .Kv("outstanding_chunks", out.outstanding_chunks)
+      .Kv("teardown_us", absl::ToInt64Microseconds(took));
+  return absl::OkStatus();
+}
+
+void Broker::MarkReleasedLocked(Record& r) {
+  if (r.region) {
+    r.last_stats.pool = r.region->Stats();
+    r.region.reset();
+  }
+  r.view.state = BindingState::kReleased;
+  released_order_.push_back(r.view.id);
+  PublishLocked(EventKind::kReleased, r);
+  TrimHistoryLocked();
+}
+
+void Broker::TrimHistoryLocked() {
+  while (released_order_.size() > released_history_) {
+    const uint32_t id = released_order_.front();
+    released_order_.pop_front();
+    auto it = records_.find(id);
+    if (it != records_.end() &&
+        it->second->view.state == BindingState::kReleased) {
+      records_.erase(it);
+    }
+  }
+}
+
+absl::StatusOr<BindingView> Broker::Unbind(const Caller& caller, uint32_t id) {
+  if (!caller.authenticated() || !caller.local) {
+    return absl::PermissionDeniedError(
+        "Unbind needs the owning session on the local socket");
+  }
+  absl::MutexLock bl(&bind_mu_);
+  {
+    absl::ReaderMutexLock l(&mu_);
+    auto it = records_.find(id);
+    if (it == records_.end()) {
+      return absl::NotFoundError(absl::StrCat("no binding ", id));
+    }
+    if (it->second->view.session_id != caller.session_id) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("binding ", id, " belongs to another session"));
+    }
+  }
+  RETURN_IF_ERROR(Release(id, "unbind"));
+  absl::ReaderMutexLock l(&mu_);
+  auto it = records_.find(id);
+  if (it == records_.end()) return absl::NotFoundError("binding trimmed");
+  return it->second->view;
+}
+
+bool Broker::MaySeeLocked(const Caller& c, const Record& r) const {
+  return c.authenticated() && (c.uid == 0 || c.uid == r.view.uid);
+}
+
+BindingView Broker::ViewFor(const Caller& c, const BindingView& v) const {
+  if (c.authenticated() && (c.uid == 0 || c.uid == v.uid)) return v;
+  BindingView red;
+  red.device = v.device;
+  red.rx = v.rx;
+  red.num_queues = v.num_queues;
+  red.state = v.state;
+  red.redacted = true;
+  return red;
+}
+
+absl::StatusOr<BindingView> Broker::GetBinding(const Caller& caller,
+                                               uint32_t id) {
+  absl::ReaderMutexLock l(&mu_);
+  auto it = records_.find(id);
+  if (it == records_.end() || !MaySeeLocked(caller, *it->second)) {
+    return absl::NotFoundError(
+        absl::StrCat("no binding ", id, " visible to this caller"));
+  }
+  return it->second->view;
+}
+
+BindingList Broker::ListBindings(const Caller& caller, bool include_released) {
+  BindingList out;
+  absl::ReaderMutexLock l(&mu_);
+  for (const auto& [id, r] : records_) {
+    const BindingState s = r->view.state;
+    if (MaySeeLocked(caller, *r)) {
+      if (s == BindingState::kActive || include_released) {
+        out.bindings.push_back(r->view);
+      }
+    } else if (s == BindingState::kActive) {
+      ++out.other_active;
+    } else if (s == BindingState::kDraining) {
+      ++out.other_draining;
+    }
+  }
+  return out;
+}
+
+namespace {
+BindingStats RecordStats(const BindingStats& base,
+                         const std::shared_ptr<Region>& region) {
+  BindingStats s = base;
+  if (region) s.pool = region->Stats();
+  return s;
+}
+}  // namespace
+
+StatsSnapshot Broker::GetStats(const Caller& caller) {
+  StatsSnapshot snap;
+  snap.tickets_outstanding = static_cast<uint32_t>(tickets_.size());
+  absl::ReaderMutexLock l(&mu_);
+  snap.sessions = static_cast<uint32_t>(sessions_.size());
+  std::map<std::string, DeviceUsage> devices;
+  for (const auto& [id, r] : records_) {
+    const BindingState s = r->view.state;
+    if (s == BindingState::kActive) {
+      ++snap.bindings_active;
+      snap.bound_bytes += r->view.size_bytes;
+      DeviceUsage& d = devices[r->view.device];
+      d.device = r->view.device;
+      d.queues_in_use += r->view.num_queues;
+      d.bindings += 1;
+      d.bound_bytes += r->view.size_bytes;
+    } else if (s == BindingState::kDraining) {
+      ++snap.bindings_draining;
+    } else {
+      ++snap.bindings_released;
+    }
+    if (!MaySeeLocked(caller, *r) || s == BindingState::kReleased) continue;
+    BindingView v = r->view;
+    if (r->live) {
+      v.stats = r->live->binding->Stats();
+    } else {
+      v.stats = RecordStats(r->last_stats, r->region);
+    }
+    snap.bindings.push_back(std::move(v));
+  }
+  for (auto& [name, d] : devices) snap.devices.push_back(std::move(d));
+  return snap;
+}
+
+StatsSnapshot Broker::AdminSnapshot() {
+  Caller root;
+  root.session_id = ~uint64_t{0};
+  root.uid = 0;
+  return GetStats(root);
+}
+
+absl::StatusOr<std::vector<DeviceView>> Broker::ListDevices(
+    const Caller& caller) {
+  ASSIGN_OR_RETURN(std::vector<DeviceInfo> devices, provider_->ListDevices());
+  std::vector<DeviceView> out;
+  absl::ReaderMutexLock l(&mu_);
+  for (DeviceInfo& d : devices) {
+    DeviceView v;
+    for (const QueueInfo& q : d.queues) {
+      uint32_t visible = 0;
+      if (q.binding_id.has_value()) {
+        auto it = records_.find(*q.binding_id);
+        if (it != records_.end() && MaySeeLocked(caller, *it->second)) {
+          visible = *q.binding_id;
+        }
+      } else if (q.rx && q.id != 0) {
+        ++v.free_rx_queues;
+      }
+      v.visible_binding_ids.push_back(visible);
+    }
+    v.info = std::move(d);
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+absl::StatusOr<ProviderBinding*> Broker::OwnedLiveLocked(uint64_t session_id,
+                                                         uint32_t id) {
+  auto it = records_.find(id);
+  if (it == records_.end() || it->second->view.session_id != session_id) {
+    return absl::NotFoundError(
+        absl::StrCat("no binding ", id, " on this session"));
+  }
+  if (!it->second->live) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "binding ", id, " is ", BindingStateName(it->second->view.state)));
+  }
+  return it->second->live->binding.get();
+}
+
+absl::StatusOr<TokenRelease> Broker::ReturnTokens(
+    uint64_t session_id, uint32_t id, absl::Span<const TokenRange> r) {
+  // The reader lock keeps the binding alive across the call; Release needs
+  // the writer lock to take it away.
+  absl::ReaderMutexLock l(&mu_);
+  ASSIGN_OR_RETURN(ProviderBinding * b, OwnedLiveLocked(session_id, id));
+  return b->ReturnTokens(r);
+}
+
+absl::Status Broker::TxConnect(uint64_t session_id, uint32_t id,
+                               std::string_view peer) {
+  absl::ReaderMutexLock l(&mu_);
+  ASSIGN_OR_RETURN(ProviderBinding * b, OwnedLiveLocked(session_id, id));
+  auto& live = records_.find(id)->second->live;
+  if (!live->tx_forwarder) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("binding ", id, " is not a TX binding"));
+  }
+  return b->StartTx(peer, live->tx_forwarder);
+}
+
+absl::StatusOr<uint32_t> Broker::TxSend(uint64_t session_id, uint32_t id,
+                                        uint64_t offset, uint64_t length) {
+  absl::ReaderMutexLock l(&mu_);
+  ASSIGN_OR_RETURN(ProviderBinding * b, OwnedLiveLocked(session_id, id));
+  return b->Send(offset, length);
+}
+
+std::shared_ptr<EventQueue> Broker::Subscribe() {
+  auto q = std::make_shared<EventQueue>();
+  absl::MutexLock l(&mu_);
+  subscribers_.push_back(q);
+  return q;
+}
+
+void Broker::Unsubscribe(const std::shared_ptr<EventQueue>& q) {
+  absl::MutexLock l(&mu_);
+  subscribers_.erase(std::remove(subscribers_.begin(), subscribers_.end(), q),
+                     subscribers_.end());
+}
+
+void Broker::PublishLocked(EventKind kind, const Record& r) {
+  Event e{kind, next_event_++, clock_->Now(), r.view};
+  for (const auto& q : subscribers_) q->Push(e);
+}
+
+void Broker::UpdatePolicy(AllowPolicy allow, QuotaPolicy quota) {
+  absl::MutexLock l(&mu_);
+  allow_ = std::move(allow);
+  quota_ = quota;
+  DEVMEM_LOG(kInfo, "policy_reload")
+      .Kv("allow_uids", absl::StrJoin(allow_.uids, ","))
+      .Kv("allow_gids", absl::StrJoin(allow_.gids, ","))
+      .Kv("allow_all", std::string(allow_.allow_all ? "true" : "false"))
+      .Kv("max_bindings", quota_.max_bindings)
+      .Kv("max_bound_bytes", quota_.max_bound_bytes)
+      .Kv("max_queues", quota_.max_queues)
+      .Kv("max_sessions", quota_.max_sessions);
+}
+
+void Broker::Housekeeping() {
+  tickets_.Expire();
+  absl::MutexLock l(&mu_);
+  std::vector<Record*> drained;
+  for (auto& [id, r] : records_) {
+    if (r->view.state == BindingState::kDraining && r->region &&
+        r->region->released()) {
+      drained.push_back(r.get());
+    }
+  }
+  for (Record* r : drained) {
+    DEVMEM_LOG(kInfo, "binding_released")
+        .Kv("binding", r->view.id)
+        .Kv("uid", r->view.uid)
+        .Kv("device", r->view.device);
+    MarkReleasedLocked(*r);
+  }
+}
+
+void Broker::Shutdown() {
+  std::vector<uint64_t> ids;
+  {
+    absl::MutexLock l(&mu_);
+    shut_down_ = true;
+    for (const auto& [id, s] : sessions_) ids.push_back(id);
+  }
+  for (uint64_t id : ids) CloseSession(id);
+  Housekeeping();
+  absl::ReaderMutexLock l(&mu_);
+  uint64_t outstanding = 0;
+  uint32_t draining = 0;
+  for (const auto& [id, r] : records_) {
+    if (r->view.state == BindingState::kDraining && r->region) {
+      ++draining;
+      outstanding += r->region->Outstanding().outstanding_chunks;
+    }
+  }
+  if (!ids.empty() || draining > 0) {
+    DEVMEM_LOG(kInfo, "broker_shutdown")
+        .Kv("sessions_closed", ids.size())
+        .Kv("draining", draining)
+        .Kv("outstanding_chunks", outstanding);
+  }
+}
+
+size_t Broker::session_count() const {
+  absl::ReaderMutexLock l(&mu_);
+  return sessions_.size();
+}
+
+size_t Broker::open_binding_count() const {
+  absl::ReaderMutexLock l(&mu_);
+  size_t n = 0;
+  for (const auto& [id, r] : records_) {
+    if (r->view.state != BindingState::kReleased) ++n;
+  }
+  return n;
+}
+
+}  // namespace devmem::server

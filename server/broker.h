@@ -1,0 +1,324 @@
+// Broker: the core of devmemd. Sessions, tickets, bindings, quotas and the
+// allowlist, without gRPC.
+//
+// A session is one connection on the fd socket (server/fd_server.h). It owns
+// every binding made with it: CloseSession() releases them all. A Bind
+// consumes a ticket of the caller's session and runs, in order: ticket ->
+// quota -> PrepareDevice -> BindRx/BindTx -> AddFlow... -> StartRx; each step
+// is a member of one record (LiveBinding) declared in that order, so a
+// failure or a release unwinds in reverse. A released binding is DRAINING
+// until its region has every chunk back, then RELEASED, and stays visible in
+// a bounded history.
+//
+// Callers are identified by a Caller: an authenticated session (uid, gid,
+// pid) or an anonymous reader. Details of a binding are shown only to its
+// owner's uid (and root); others see redacted views or counts.
+//
+// Thread safety: every method is thread-safe. Provider operations that change
+// devices (prepare, bind, release) are serialized by one lock; reads are not
+// blocked by them for longer than a map lookup.
+//
+// Ownership: the Broker borrows the Provider (it must outlive the Broker) and
+// owns every fd it is given.
+#ifndef DEVMEM_SERVER_BROKER_H_
+#define DEVMEM_SERVER_BROKER_H_
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "base/fd_socket.h"
+#include "base/unique_fd.h"
+#include "providers/provider.h"
+#include "server/clock.h"
+#include "server/tickets.h"
+
+namespace devmem::server {
+
+enum class BindingState { kActive = 1, kDraining = 2, kReleased = 3 };
+const char* BindingStateName(BindingState s);  // "active", ...
+
+struct AllowPolicy {
+  std::vector<uid_t> uids;
+  std::vector<gid_t> gids;
+  bool allow_all = false;
+};
+
+struct QuotaPolicy {
+  uint32_t max_bindings = 16;
+  uint64_t max_bound_bytes = uint64_t{1} << 40;
+  uint32_t max_queues = 64;
+  uint32_t max_sessions = 4096;
+};
+
+// Where daemon-initiated messages for a session go (the fd socket).
+// Implemented by server/fd_server.cc and by tests.
+class SessionSink {
+ public:
+  virtual ~SessionSink() = default;
+  // RX fragments of one binding; may block until the job reads, but returns
+  // false promptly once `cancelled` is set or the session is gone.
+  virtual bool SendFrags(uint32_t binding_id,
+                         absl::Span<const uapi::DmabufCmsg> frags,
+                         const std::atomic<bool>& cancelled) = 0;
+  virtual void SendTxCompletion(uint32_t binding_id, uint32_t lo,
+                                uint32_t hi) = 0;
+  virtual void SendBindingClosed(uint32_t binding_id,
+                                 const absl::Status& why) = 0;
+};
+
+// Who is calling. session_id == 0: an anonymous reader.
+struct Caller {
+  uint64_t session_id = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  pid_t pid = 0;
+  bool local = true;  // on the local Unix socket (may mutate)
+  bool authenticated() const { return session_id != 0; }
+};
+
+struct BindParams {
+  std::string ticket;
+  std::string device;
+  bool rx = true;
+  uint32_t num_queues = 0;
+  std::vector<uint32_t> queue_ids;
+  std::vector<Flow> flows;
+  uint32_t chunk_size = 0;  // 0: default
+};
+
+// A binding as a caller may see it.
+struct BindingView {
+  uint32_t id = 0;
+  std::string device;
+  bool rx = true;
+  std::vector<uint32_t> queues;
+  uint32_t num_queues = 0;
+  uint32_t chunk_size = 0;
+  uint64_t size_bytes = 0;
+  BindingState state = BindingState::kActive;
+  std::string endpoint;
+  uint64_t session_id = 0;
+  uid_t uid = 0;
+  pid_t pid = 0;
+  std::vector<Flow> flows;
+  absl::Time bound_at;
+  absl::Time released_at = absl::InfinitePast();
+  std::string release_reason;
+  bool redacted = false;
+  // Filled by GetStats only.
+  std::optional<BindingStats> stats;
+};
+
+struct BindingList {
+  std::vector<BindingView> bindings;  // the caller's uid's
+  uint32_t other_active = 0;
+  uint32_t other_draining = 0;
+};
+
+struct DeviceUsage {
+  std::string device;
+  uint32_t queues_in_use = 0;
+  uint32_t bindings = 0;
+  uint64_t bound_bytes = 0;
+};
+
+struct StatsSnapshot {
+  uint32_t sessions = 0;
+  uint32_t bindings_active = 0;
+  uint32_t bindings_draining = 0;
+  uint32_t bindings_released = 0;  // in the history
+  uint64_t bound_bytes = 0;
+  uint32_t tickets_outstanding = 0;
+  std::vector<DeviceUsage> devices;
+  std::vector<BindingView> bindings;  // with stats; caller's uid's only
+};
+
+struct DeviceView {
+  DeviceInfo info;
+  uint32_t free_rx_queues = 0;
+  // binding ids visible to the caller, by queue id (others: 0).
+  std::vector<uint32_t> visible_binding_ids;  // parallel to info.queues
+};
+
+enum class EventKind { kSnapshot = 1, kBound, kDraining, kReleased, kDevice };
+
+struct Event {
+  EventKind kind;
+  uint64_t sequence = 0;
+  absl::Time at;
+  BindingView binding;  // full; redact per subscriber
+};
+
+// A subscriber's queue of events (bounded: overflow drops the oldest and the
+// gap shows in the sequence numbers).
+class EventQueue {
+ public:
+  // Waits up to `timeout` for events; returns what is queued (maybe none).
+  std::vector<Event> Wait(absl::Duration timeout);
+  void Push(const Event& e);
+
+ private:
+  static constexpr size_t kMaxQueued = 4096;
+  absl::Mutex mu_;
+  std::deque<Event> events_ ABSL_GUARDED_BY(mu_);
+};
+
+class Broker {
+ public:
+  struct Options {
+    Clock* clock = Clock::Real();
+    absl::Duration ticket_ttl = absl::Seconds(30);
+    size_t max_tickets_per_session = 64;
+    uint32_t default_chunk_size = 4096;
+    size_t released_history = 256;
+    AllowPolicy allow;
+    QuotaPolicy quota;
+  };
+
+  // `provider` must outlive the Broker.
+  Broker(Provider* provider, Options options);
+  // Releases everything (as Shutdown).
+  ~Broker();
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+  std::string_view provider_name() const { return provider_->name(); }
+  absl::Duration ticket_ttl() const { return tickets_.ttl(); }
+
+  // ---- Sessions ----------------------------------------------------------
+  struct SessionGrant {
+    uint64_t id;
+    std::string secret;  // 128 bits, hex
+  };
+  // PermissionDenied if the peer is not on the allowlist, ResourceExhausted
+  // past the uid's session quota. `sink` receives RX frags etc.
+  absl::StatusOr<SessionGrant> OpenSession(const PeerCred& cred,
+                                           std::string client_name,
+                                           std::shared_ptr<SessionSink> sink);
+  // Releases every binding of the session and drops its tickets. Idempotent.
+  void CloseSession(uint64_t session_id);
+  // A Caller for (id, secret), compared in constant time. PermissionDenied
+  // for an unknown session or a wrong secret (one message for both).
+  absl::StatusOr<Caller> Authenticate(uint64_t session_id,
+                                      std::string_view secret);
+
+  // ---- Tickets -----------------------------------------------------------
+  // Checks `dmabuf` with Provider::CheckDmabuf and issues a ticket. The fd is
+  // owned by the store until Bind consumes it (or it expires / the session
+  // closes); on error it is closed.
+  absl::StatusOr<TicketStore::Issued> RegisterDmabuf(uint64_t session_id,
+                                                     UniqueFd dmabuf,
+                                                     DmabufInfo* info);
+
+  // ---- Bindings ----------------------------------------------------------
+  // See the file comment for the steps. Errors: PermissionDenied (no session,
+  // not local), InvalidArgument (bad params, unknown device or queue),
+  // NotFound (ticket), AlreadyExists (queue bound), ResourceExhausted (quota
+  // or free queues), plus the provider's errors.
+  absl::StatusOr<BindingView> Bind(const Caller& caller, BindParams params);
+  // NotFound, PermissionDenied (another session's), FailedPrecondition
+  // (already released).
+  absl::StatusOr<BindingView> Unbind(const Caller& caller, uint32_t id);
+  absl::StatusOr<BindingView> GetBinding(const Caller& caller, uint32_t id);
+  BindingList ListBindings(const Caller& caller, bool include_released);
+  StatsSnapshot GetStats(const Caller& caller);
+  // Every binding with its stats, unredacted (for metrics).
+  StatsSnapshot AdminSnapshot();
+  absl::StatusOr<std::vector<DeviceView>> ListDevices(const Caller& caller);
+
+  // ---- Sim data path (fd socket) ------------------------------------------
+  absl::StatusOr<TokenRelease> ReturnTokens(uint64_t session_id, uint32_t id,
+                                            absl::Span<const TokenRange> r);
+  absl::Status TxConnect(uint64_t session_id, uint32_t id,
+                         std::string_view peer);
+  absl::StatusOr<uint32_t> TxSend(uint64_t session_id, uint32_t id,
+                                  uint64_t offset, uint64_t length);
+
+  // ---- Events, policy, upkeep ---------------------------------------------
+  std::shared_ptr<EventQueue> Subscribe();
+  void Unsubscribe(const std::shared_ptr<EventQueue>& q);
+  // Redacts `v` for `caller` (used for events).
+  BindingView ViewFor(const Caller& caller, const BindingView& v) const;
+  // Replaces the allowlist and quotas; bindings are untouched (a uid over a
+  // lowered quota keeps what it has and cannot bind more).
+  void UpdatePolicy(AllowPolicy allow, QuotaPolicy quota);
+  // Expires tickets, moves drained bindings to RELEASED, trims history.
+  // Called periodically by the daemon (and by tests).
+  void Housekeeping();
+  // Releases every binding ("daemon stopping") and closes every session.
+  void Shutdown();
+
+  size_t session_count() const;
+  size_t open_binding_count() const;  // ACTIVE + DRAINING
+
+ private:
+  struct Session;
+  struct Record;
+  class LiveBinding;
+  class QuotaCharge;
+  class RxForwarder;
+  class TxForwarder;
+  struct UidUsage {
+    uint32_t sessions = 0;
+    uint32_t bindings = 0;
+    uint64_t bytes = 0;
+    uint32_t queues = 0;
+  };
+
+  bool AllowedLocked(const PeerCred& c) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::Status Release(uint32_t id, std::string reason);
+  absl::StatusOr<std::vector<uint32_t>> ChooseQueues(const BindParams& p);
+  BindingView ViewLocked(const Record& r) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  bool MaySeeLocked(const Caller& c, const Record& r) const;
+  void PublishLocked(EventKind kind, const Record& r)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void TrimHistoryLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MarkReleasedLocked(Record& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The ProviderBinding of an ACTIVE binding of `session_id`.
+  absl::StatusOr<ProviderBinding*> OwnedLiveLocked(uint64_t session_id,
+                                                   uint32_t id)
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  Provider* const provider_;
+  Clock* const clock_;
+  const uint32_t default_chunk_size_;
+  const size_t released_history_;
+  TicketStore tickets_;
+
+  // Serializes device-changing provider calls (prepare/bind/release), so
+  // queue choice and binding are atomic with respect to each other.
+  absl::Mutex bind_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  mutable absl::Mutex mu_;
+  AllowPolicy allow_ ABSL_GUARDED_BY(mu_);
+  QuotaPolicy quota_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_session_id_ ABSL_GUARDED_BY(mu_) = 1;
+  absl::flat_hash_map<uint64_t, std::unique_ptr<Session>> sessions_
+      ABSL_GUARDED_BY(mu_);
+  // Every binding not yet trimmed from the history, by id.
+  std::map<uint32_t, std::unique_ptr<Record>> records_ ABSL_GUARDED_BY(mu_);
+  std::deque<uint32_t> released_order_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uid_t, UidUsage> usage_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_event_ ABSL_GUARDED_BY(mu_) = 1;
+  std::vector<std::shared_ptr<EventQueue>> subscribers_ ABSL_GUARDED_BY(mu_);
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace devmem::server
+
+#endif  // DEVMEM_SERVER_BROKER_H_

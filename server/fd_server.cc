@@ -1,0 +1,410 @@
+#include "server/fd_server.h"
+
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "base/errno_status.h"
+#include "base/fd_socket.h"
+#include "base/log.h"
+#include "base/status_macros.h"
+#include "proto/devmem/v1/fdsock_codec.h"
+
+namespace devmem::server {
+
+namespace v1 = ::devmem::v1;
+
+namespace {
+constexpr uint64_t kWakeKey = 0;
+constexpr uint64_t kListenerKey = 1;
+constexpr int kMaxMessagesPerWakeup = 64;
+}  // namespace
+
+// One connection: before Hello just a peer, after it a session's sink.
+class FdServer::Conn : public SessionSink,
+                       public std::enable_shared_from_this<Conn> {
+ public:
+  Conn(UniqueFd sock, PeerCred cred, absl::Duration reply_timeout)
+      : sock_(std::move(sock)), cred_(cred), reply_timeout_(reply_timeout) {}
+
+  BorrowedFd sock() const { return sock_.borrow(); }
+  const PeerCred& cred() const { return cred_; }
+  uint64_t session = 0;  // loop thread only
+
+  // Sends one message, waiting while the socket is full until `deadline`,
+  // `cancel` or the connection closing.
+  bool Send(const v1::FdMessage& m, const std::atomic<bool>* cancel,
+            absl::Time deadline) {
+    std::string bytes;
+    if (!m.SerializeToString(&bytes)) return false;
+    for (;;) {
+      if (closed_.load(std::memory_order_acquire)) return false;
+      if (cancel != nullptr && cancel->load(std::memory_order_acquire)) {
+        return false;
+      }
+      absl::Status s = SendFrame(sock_.borrow(), bytes, {}, MSG_DONTWAIT);
+      if (s.ok()) return true;
+      if (s.code() != absl::StatusCode::kUnavailable) return false;  // EPIPE
+      const absl::Time now = absl::Now();
+      if (now >= deadline) return false;
+      // Short waits so cancel/close are noticed promptly.
+      pollfd p{sock_.get(), POLLOUT, 0};
+      const int ms = static_cast<int>(
+          std::min<int64_t>(50, absl::ToInt64Milliseconds(deadline - now) + 1));
+      (void)::poll(&p, 1, ms);
+    }
+  }
+  bool Reply(const v1::FdMessage& m) {
+    return Send(m, nullptr, absl::Now() + reply_timeout_);
+  }
+
+  bool SendFrags(uint32_t binding_id, absl::Span<const uapi::DmabufCmsg> frags,
+                 const std::atomic<bool>& cancelled) override {
+    while (!frags.empty()) {
+      const size_t n = std::min(frags.size(), fdsock::kMaxFragsPerMessage);
+      v1::FdMessage m;
+      m.mutable_rx_frags()->set_binding_id(binding_id);
+      fdsock::PackFrags(frags.subspan(0, n),
+                        m.mutable_rx_frags()->mutable_frags());
+      // Blocks while the job does not read: that is the backpressure.
+      if (!Send(m, &cancelled, absl::InfiniteFuture())) return false;
+      frags.remove_prefix(n);
+    }
+    return true;
+  }
+  void SendTxCompletion(uint32_t binding_id, uint32_t lo,
+                        uint32_t hi) override {
+    v1::FdMessage m;
+    m.mutable_tx_completion()->set_binding_id(binding_id);
+    m.mutable_tx_completion()->set_lo(lo);
+    m.mutable_tx_completion()->set_hi(hi);
+    (void)Reply(m);
+  }
+  void SendBindingClosed(uint32_t binding_id,
+                         const absl::Status& why) override {
+    v1::FdMessage m;
+    m.mutable_binding_closed()->set_binding_id(binding_id);
+    m.mutable_binding_closed()->set_code(static_cast<int>(why.code()));
+    m.mutable_binding_closed()->set_message(std::string(why.message()));
+    (void)Reply(m);
+  }
+
+  // Makes every pending and future send fail at once; the fd itself closes
+  // when the last holder (the loop, a session's forwarders) lets go.
+  void Shutdown() {
+    closed_.store(true, std::memory_order_release);
+    ::shutdown(sock_.get(), SHUT_RDWR);
+  }
+
+ private:
+  const UniqueFd sock_;
+  const PeerCred cred_;
+  const absl::Duration reply_timeout_;
+  std::atomic<bool> closed_{false};
+};
+
+FdServer::FdServer(Broker* broker, Options options, ErrorCounter count_error)
+    : broker_(broker),
+      options_(std::move(options)),
+      count_error_(std::move(count_error)) {}
+
+FdServer::~FdServer() { Stop(); }
+
+absl::Status FdServer::Start() {
+  ASSIGN_OR_RETURN(listener_, ListenSeqPacket(options_.path, options_.mode));
+  if (options_.group.has_value() &&
+      ::chown(options_.path.c_str(), static_cast<uid_t>(-1), *options_.group) !=
+          0) {
+    return ErrnoStatus(
+        absl::StrCat("chown fd socket to gid ", *options_.group));
+  }
+  epoll_ = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll_.ok()) return ErrnoStatus("epoll_create1");
+  wake_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!wake_.ok()) return ErrnoStatus("eventfd");
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kWakeKey;
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wake_.get(), &ev) != 0) {
+    return ErrnoStatus("epoll_ctl wake");
+  }
+  ev.data.u64 = kListenerKey;
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, listener_.get(), &ev) != 0) {
+    return ErrnoStatus("epoll_ctl listener");
+  }
+  thread_ = std::thread([this] { Loop(); });
+  return absl::OkStatus();
+}
+
+void FdServer::Stop() {
+  if (!thread_.joinable()) return;
+  const uint64_t one = 1;
+  (void)!::write(wake_.get(), &one, sizeof(one));
+  thread_.join();
+  std::vector<uint64_t> keys;
+  for (const auto& [k, c] : conns_) keys.push_back(k);
+  for (uint64_t k : keys) CloseConn(k);
+  listener_.reset();
+  ::unlink(options_.path.c_str());
+  epoll_.reset();
+  wake_.reset();
+}
+
+void FdServer::Count(std::string_view reason) {
+  if (count_error_) count_error_(reason);
+}
+
+void FdServer::Loop() {
+  epoll_event events[64];
+  for (;;) {
+    const int n = ::epoll_wait(epoll_.get(), events, 64, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      DEVMEM_LOG(kError, "fd_socket_epoll_failed").Kv("errno", errno);
+      return;
+    }
+    for (int i = 0; i < n; ++i) {
+      const uint64_t key = events[i].data.u64;
+      if (key == kWakeKey) return;
+      if (key == kListenerKey) {
+        Accept();
+        continue;
+      }
+      auto it = conns_.find(key);
+      if (it == conns_.end()) continue;
+      std::shared_ptr<Conn> conn = it->second;
+      if (!Service(*conn)) CloseConn(key);
+    }
+  }
+}
+
+void FdServer::Accept() {
+  for (;;) {
+    UniqueFd s(::accept4(listener_.get(), nullptr, nullptr,
+                         SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (!s.ok()) {
+      if (errno != EAGAIN && errno != EINTR) {
+        DEVMEM_LOG(kWarning, "fd_socket_accept_failed")
+            .Kv("error", ErrnoName(errno));
+      }
+      return;
+    }
+    auto cred = GetPeerCred(s.borrow());
+    if (!cred.ok()) continue;  // s closes
+    const uint64_t key = next_key_++;
+    auto conn =
+        std::make_shared<Conn>(std::move(s), *cred, options_.reply_timeout);
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.u64 = key;
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, conn->sock().get(), &ev) !=
+        0) {
+      continue;
+    }
+    conns_.emplace(key, std::move(conn));
+  }
+}
+
+void FdServer::CloseConn(uint64_t key) {
+  auto it = conns_.find(key);
+  if (it == conns_.end()) return;
+  std::shared_ptr<Conn> conn = std::move(it->second);
+  conns_.erase(it);
+  if (epoll_.ok()) {
+    (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, conn->sock().get(), nullptr);
+  }
+  conn->Shutdown();
+  // Releases every binding of the session before we go on: the 1 s promise.
+  if (conn->session != 0) broker_->CloseSession(conn->session);
+}
+
+bool FdServer::Service(Conn& conn) {
+  for (int i = 0; i < kMaxMessagesPerWakeup; ++i) {
+    auto frame =
+        RecvFrame(conn.sock(),
+                  {.max_frame_bytes = fdsock::kMaxJobFrameBytes, .max_fds = 1},
+                  MSG_DONTWAIT);
+    if (!frame.ok()) {
+      if (frame.status().code() == absl::StatusCode::kUnavailable) {
+        return true;  // EAGAIN: drained
+      }
+      return false;  // ECONNRESET and the like
+    }
+    if (frame->eof) return false;
+    if (frame->problem != FrameProblem::kNone) {
+      const std::string reason(FrameProblemName(frame->problem));
+      const size_t nfds = frame->fds.size();
+      frame->fds.clear();  // closed now, before we answer
+      absl::Status why = absl::InvalidArgumentError(absl::StrCat(
+          "frame rejected (", reason, "): at most ", fdsock::kMaxJobFrameBytes,
+          " bytes and one fd per packet; ", nfds, " fds received and closed"));
+      if (!Reply(conn, 0, why, reason)) return false;
+      continue;
+    }
+    if (!Handle(conn, frame->data, std::move(frame->fds))) return false;
+  }
+  return true;
+}
+
+bool FdServer::Reply(Conn& conn, uint64_t request_id,
+                     const absl::Status& status, std::string_view reason) {
+  Count(reason);
+  DEVMEM_LOG(kInfo, "fd_socket_error")
+      .Kv("session", conn.session)
+      .Kv("uid", conn.cred().uid)
+      .Kv("pid", conn.cred().pid)
+      .Kv("reason", std::string(reason))
+      .Kv("message", LogQuote(std::string(status.message())));
+  v1::FdMessage m;
+  m.set_request_id(request_id);
+  *m.mutable_error() = fdsock::StatusToError(status, reason);
+  return conn.Reply(m);
+}
+
+bool FdServer::Handle(Conn& conn, std::string_view data,
+                      std::vector<UniqueFd> fds) {
+  v1::FdMessage in;
+  if (!in.ParseFromArray(data.data(), static_cast<int>(data.size()))) {
+    return Reply(
+        conn, 0,
+        absl::InvalidArgumentError("packet is not a devmem.v1.FdMessage"),
+        "bad_message");
+  }
+  const uint64_t rid = in.request_id();
+  const auto body = in.body_case();
+  if (!fds.empty() && body != v1::FdMessage::kRegisterDmabuf) {
+    const size_t n = fds.size();
+    fds.clear();
+    return Reply(conn, rid,
+                 absl::InvalidArgumentError(
+                     absl::StrCat("only RegisterDmabuf may carry an fd; ", n,
+                                  " fds received and closed")),
+                 "unexpected_fd");
+  }
+  v1::FdMessage out;
+  out.set_request_id(rid);
+
+  if (conn.session == 0) {
+    if (body != v1::FdMessage::kHello) {
+      return Reply(conn, rid,
+                   absl::FailedPreconditionError(
+                       "no session yet: the first message must be Hello"),
+                   "no_session");
+    }
+    if (in.hello().protocol_version() != fdsock::kProtocolVersion) {
+      (void)Reply(
+          conn, rid,
+          absl::FailedPreconditionError(absl::StrCat(
+              "protocol version ", in.hello().protocol_version(),
+              " not supported; this daemon speaks ", fdsock::kProtocolVersion)),
+          "bad_version");
+      return false;
+    }
+    // The session sink is this connection; share ownership with the broker.
+    auto grant = broker_->OpenSession(conn.cred(), in.hello().client_name(),
+                                      conn.shared_from_this());
+    if (!grant.ok()) {
+      (void)Reply(conn, rid, grant.status(),
+                  grant.status().code() == absl::StatusCode::kPermissionDenied
+                      ? "not_allowed"
+                      : "session_refused");
+      return false;
+    }
+    conn.session = grant->id;
+    v1::Welcome* w = out.mutable_welcome();
+    w->set_session_id(grant->id);
+    w->set_session_secret(grant->secret);
+    w->set_protocol_version(fdsock::kProtocolVersion);
+    w->set_uid(conn.cred().uid);
+    w->set_gid(conn.cred().gid);
+    w->set_pid(static_cast<uint32_t>(conn.cred().pid));
+    w->set_provider(std::string(broker_->provider_name()));
+    w->set_ticket_ttl_ms(absl::ToInt64Milliseconds(broker_->ticket_ttl()));
+    return conn.Reply(out);
+  }
+
+  switch (body) {
+    case v1::FdMessage::kHello:
+      return Reply(conn, rid,
+                   absl::FailedPreconditionError("session already open"),
+                   "already_hello");
+    case v1::FdMessage::kRegisterDmabuf: {
+      if (fds.empty()) {
+        return Reply(conn, rid,
+                     absl::InvalidArgumentError(
+                         "RegisterDmabuf carries no fd: attach exactly one "
+                         "dmabuf fd with SCM_RIGHTS"),
+                     "no_fd");
+      }
+      DmabufInfo info;
+      auto t = broker_->RegisterDmabuf(conn.session, std::move(fds[0]), &info);
+      if (!t.ok()) {
+        return Reply(conn, rid, t.status(),
+                     t.status().code() == absl::StatusCode::kResourceExhausted
+                         ? "too_many_tickets"
+                         : "not_dmabuf");
+      }
+      v1::Ticket* tk = out.mutable_ticket();
+      tk->set_ticket(t->ticket);
+      tk->set_size_bytes(info.size_bytes);
+      tk->set_expires_unix_ms(absl::ToUnixMillis(t->expires));
+      tk->set_exporter(info.exporter);
+      return conn.Reply(out);
+    }
+    case v1::FdMessage::kReturnTokens: {
+      const auto& r = in.return_tokens();
+      if (static_cast<size_t>(r.ranges_size()) > fdsock::kMaxTokenRanges) {
+        return Reply(conn, rid,
+                     absl::InvalidArgumentError(absl::StrCat(
+                         "ReturnTokens: ", r.ranges_size(), " ranges, at most ",
+                         fdsock::kMaxTokenRanges)),
+                     "bad_request");
+      }
+      std::vector<TokenRange> ranges;
+      ranges.reserve(r.ranges_size());
+      for (const auto& x : r.ranges()) ranges.push_back({x.start(), x.count()});
+      auto rel = broker_->ReturnTokens(conn.session, r.binding_id(), ranges);
+      if (!rel.ok()) return Reply(conn, rid, rel.status(), "bad_request");
+      if (rel->rejected > 0) Count("bad_tokens");
+      out.mutable_tokens_returned()->set_freed(rel->freed);
+      out.mutable_tokens_returned()->set_rejected(rel->rejected);
+      return conn.Reply(out);
+    }
+    case v1::FdMessage::kTxConnect: {
+      absl::Status s = broker_->TxConnect(
+          conn.session, in.tx_connect().binding_id(), in.tx_connect().peer());
+      if (!s.ok()) return Reply(conn, rid, s, "bad_request");
+      out.mutable_tx_accepted()->set_send_id(0);
+      return conn.Reply(out);
+    }
+    case v1::FdMessage::kTxSend: {
+      auto id = broker_->TxSend(conn.session, in.tx_send().binding_id(),
+                                in.tx_send().offset(), in.tx_send().length());
+      if (!id.ok()) return Reply(conn, rid, id.status(), "bad_request");
+      out.mutable_tx_accepted()->set_send_id(*id);
+      return conn.Reply(out);
+    }
+    case v1::FdMessage::BODY_NOT_SET:
+      return Reply(
+          conn, rid,
+          absl::InvalidArgumentError("unknown message type (newer protocol?)"),
+          "unknown_type");
+    default:
+      return Reply(conn, rid,
+                   absl::InvalidArgumentError(
+                       absl::StrCat("message type ", static_cast<int>(body),
+                                    " is sent by the daemon only")),
+                   "unexpected_type");
+  }
+}
+
+}  // namespace devmem::server

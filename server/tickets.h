@@ -1,0 +1,87 @@
+// TicketStore: single-use, expiring, unguessable handles for dmabuf fds that
+// arrived on a session.
+//
+// A ticket is 128 random bits from getrandom(2), printed as 32 lowercase hex
+// digits. It is valid for one Consume() by the session that registered the
+// fd, until it expires (`ttl` after Issue, by the injected clock). The store
+// owns each fd until Consume() hands it over, the ticket expires (the fd is
+// closed on the next Expire()/Issue()), or the session drops.
+//
+// Thread safety: thread-safe.
+#ifndef DEVMEM_SERVER_TICKETS_H_
+#define DEVMEM_SERVER_TICKETS_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "base/unique_fd.h"
+#include "providers/provider.h"
+#include "server/clock.h"
+
+namespace devmem::server {
+
+// 128 random bits as 32 hex digits, from getrandom(2). Internal on failure.
+absl::StatusOr<std::string> RandomHex128();
+
+// Compares two secrets in time independent of where they differ.
+bool ConstantTimeEquals(std::string_view a, std::string_view b);
+
+class TicketStore {
+ public:
+  struct Issued {
+    std::string ticket;
+    absl::Time expires;
+  };
+  struct Redeemed {
+    UniqueFd dmabuf;
+    DmabufInfo info;
+  };
+
+  // `clock` must outlive the store.
+  TicketStore(Clock* clock, absl::Duration ttl, size_t max_per_session)
+      : clock_(clock), ttl_(ttl), max_per_session_(max_per_session) {}
+
+  // Takes ownership of `dmabuf`. ResourceExhausted if the session already
+  // holds max_per_session tickets (the fd is closed).
+  absl::StatusOr<Issued> Issue(uint64_t session, UniqueFd dmabuf,
+                               DmabufInfo info);
+
+  // Hands over the fd of `ticket`, removing the ticket. NotFound for an
+  // unknown, used or foreign ticket (one message for all three, so another
+  // session learns nothing; a foreign ticket stays valid for its owner), and
+  // NotFound "expired" for an expired ticket of this session.
+  absl::StatusOr<Redeemed> Consume(std::string_view ticket, uint64_t session);
+
+  // Closes every fd of `session`'s tickets. Returns how many were dropped.
+  size_t DropSession(uint64_t session);
+  // Drops expired tickets. Returns how many.
+  size_t Expire();
+  size_t size() const;
+  absl::Duration ttl() const { return ttl_; }
+
+ private:
+  struct Entry {
+    uint64_t session;
+    absl::Time expires;
+    UniqueFd dmabuf;
+    DmabufInfo info;
+  };
+  size_t ExpireLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  Clock* const clock_;
+  const absl::Duration ttl_;
+  const size_t max_per_session_;
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, Entry> tickets_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, size_t> per_session_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace devmem::server
+
+#endif  // DEVMEM_SERVER_TICKETS_H_

@@ -1,0 +1,340 @@
+// The server core without gRPC: sessions, tickets, Bind with its undo ladder,
+// quotas, authorization, redaction, session close.
+#include "server/broker.h"
+
+#include <memory>
+
+#include "client/dmabuf/dmabuf.h"
+#include "gtest/gtest.h"
+#include "tests/server/fake_provider.h"
+
+namespace devmem::server {
+namespace {
+
+using testing::FakeProvider;
+
+class NullSink : public SessionSink {
+ public:
+  bool SendFrags(uint32_t, absl::Span<const uapi::DmabufCmsg>,
+                 const std::atomic<bool>&) override {
+    return true;
+  }
+  void SendTxCompletion(uint32_t, uint32_t, uint32_t) override {}
+  void SendBindingClosed(uint32_t, const absl::Status&) override {}
+};
+
+UniqueFd Buf(uint64_t size = 1 << 20) {
+  auto d = Dmabuf::CreateMemfd("broker_test", size);
+  EXPECT_TRUE(d.ok()) << d.status();
+  return d->ReleaseFd();
+}
+
+class BrokerTest : public ::testing::Test {
+ protected:
+  BrokerTest() {
+    Broker::Options o;
+    o.clock = &clock_;
+    o.ticket_ttl = absl::Seconds(30);
+    o.allow.uids = {1000, 1001};
+    o.quota.max_bindings = 4;
+    o.quota.max_queues = 6;
+    o.quota.max_bound_bytes = 8 << 20;
+    o.released_history = 4;
+    broker_ = std::make_unique<Broker>(&provider_, o);
+  }
+
+  struct Sess {
+    Broker::SessionGrant grant;
+    Caller caller;
+  };
+  Sess Open(uid_t uid, pid_t pid = 42) {
+    auto g = broker_->OpenSession({pid, uid, uid}, "test",
+                                  std::make_shared<NullSink>());
+    EXPECT_TRUE(g.ok()) << g.status();
+    auto c = broker_->Authenticate(g->id, g->secret);
+    EXPECT_TRUE(c.ok()) << c.status();
+    return {*g, *c};
+  }
+  std::string Ticket(const Sess& s, uint64_t size = 1 << 20) {
+    auto t = broker_->RegisterDmabuf(s.grant.id, Buf(size), nullptr);
+    EXPECT_TRUE(t.ok()) << t.status();
+    return t.ok() ? t->ticket : "";
+  }
+  BindParams Rx(std::string ticket, uint32_t n = 2) {
+    BindParams p;
+    p.ticket = std::move(ticket);
+    p.device = "fake0";
+    p.num_queues = n;
+    return p;
+  }
+  void ExpectNothingHeld() {
+    EXPECT_EQ(provider_.state().bindings.load(), 0);
+    EXPECT_EQ(provider_.state().preparations.load(), 0);
+    EXPECT_EQ(provider_.state().flows.load(), 0);
+  }
+
+  FakeClock clock_;
+  FakeProvider provider_;
+  std::unique_ptr<Broker> broker_;
+};
+
+TEST_F(BrokerTest, AllowlistAndRoot) {
+  EXPECT_TRUE(broker_->OpenSession({1, 0, 0}, "", nullptr).ok());
+  EXPECT_TRUE(broker_->OpenSession({1, 1000, 5}, "", nullptr).ok());
+  auto denied = broker_->OpenSession({1, 2000, 2000}, "", nullptr);
+  EXPECT_EQ(denied.status().code(), absl::StatusCode::kPermissionDenied);
+  broker_->UpdatePolicy({.gids = {2000}}, {});
+  EXPECT_TRUE(broker_->OpenSession({1, 2000, 2000}, "", nullptr).ok());
+}
+
+TEST_F(BrokerTest, AuthenticateChecksSecret) {
+  Sess s = Open(1000);
+  EXPECT_EQ(s.caller.uid, 1000u);
+  EXPECT_EQ(broker_->Authenticate(s.grant.id, "00").status().code(),
+            absl::StatusCode::kPermissionDenied);
+  std::string wrong = s.grant.secret;
+  wrong[5] = wrong[5] == 'a' ? 'b' : 'a';
+  EXPECT_FALSE(broker_->Authenticate(s.grant.id, wrong).ok());
+  EXPECT_FALSE(broker_->Authenticate(s.grant.id + 7, s.grant.secret).ok());
+  EXPECT_EQ(s.grant.secret.size(), 32u);
+}
+
+TEST_F(BrokerTest, BindPicksHighestQueuesAndKeepsZero) {
+  Sess s = Open(1000);
+  auto b = broker_->Bind(s.caller, Rx(Ticket(s), 3));
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(b->queues, (std::vector<uint32_t>{5, 6, 7}));
+  EXPECT_EQ(b->state, BindingState::kActive);
+  EXPECT_EQ(b->size_bytes, 1u << 20);
+  auto b2 = broker_->Bind(s.caller, Rx(Ticket(s), 3));
+  ASSERT_TRUE(b2.ok()) << b2.status();
+  EXPECT_EQ(b2->queues, (std::vector<uint32_t>{2, 3, 4}));
+  // Only queue 1 is left besides queue 0.
+  auto b3 = broker_->Bind(s.caller, Rx(Ticket(s), 2));
+  EXPECT_EQ(b3.status().code(), absl::StatusCode::kResourceExhausted);
+  auto devs = broker_->ListDevices(s.caller);
+  ASSERT_TRUE(devs.ok());
+  EXPECT_EQ((*devs)[0].free_rx_queues, 1u);
+}
+
+TEST_F(BrokerTest, TicketIsSingleUseSessionBoundAndExpires) {
+  Sess a = Open(1000), b = Open(1000);
+  const std::string t = Ticket(a);
+  // Another session cannot use it (and does not burn it).
+  auto foreign = broker_->Bind(b.caller, Rx(t));
+  EXPECT_EQ(foreign.status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(broker_->Bind(a.caller, Rx(t)).ok());
+  auto reused = broker_->Bind(a.caller, Rx(t));
+  EXPECT_EQ(reused.status().code(), absl::StatusCode::kNotFound);
+  const std::string t2 = Ticket(a);
+  clock_.Advance(absl::Seconds(31));
+  auto expired = broker_->Bind(a.caller, Rx(t2));
+  EXPECT_EQ(expired.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(expired.status().message().find("expired"), std::string::npos);
+  auto unknown = broker_->Bind(a.caller, Rx("deadbeef"));
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(BrokerTest, RejectsBadFd) {
+  Sess s = Open(1000);
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  ::close(p[1]);
+  auto t = broker_->RegisterDmabuf(s.grant.id, UniqueFd(p[0]), nullptr);
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(BrokerTest, EveryFailingStepUnwinds) {
+  Sess s = Open(1000);
+  for (auto f : {FakeProvider::Fail::kPrepare, FakeProvider::Fail::kBindRx,
+                 FakeProvider::Fail::kAddFlow}) {
+    provider_.FailNext(f);
+    BindParams p = Rx(Ticket(s), 2);
+    p.flows.push_back({.dst_port = 5201});
+    p.flows.push_back({.dst_port = 5202});
+    auto b = broker_->Bind(s.caller, p);
+    EXPECT_FALSE(b.ok()) << static_cast<int>(f);
+    ExpectNothingHeld();
+  }
+  // The quota was given back each time: four bindings still fit.
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(broker_->Bind(s.caller, Rx(Ticket(s), 1)).ok());
+  }
+  EXPECT_EQ(provider_.state().bindings.load(), 3);
+}
+
+TEST_F(BrokerTest, QuotasNameTheLimit) {
+  Sess s = Open(1000);
+  auto big = broker_->Bind(s.caller, Rx(Ticket(s, 16 << 20), 1));
+  EXPECT_EQ(big.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(big.status().message().find("max_bound_bytes"), std::string::npos);
+  auto q = broker_->Bind(s.caller, Rx(Ticket(s), 7));
+  EXPECT_EQ(q.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(q.status().message().find("max_queues"), std::string::npos);
+  BindParams tx;
+  tx.rx = false;
+  tx.device = "fake0";
+  for (int i = 0; i < 4; ++i) {
+    tx.ticket = Ticket(s);
+    ASSERT_TRUE(broker_->Bind(s.caller, tx).ok());
+  }
+  tx.ticket = Ticket(s);
+  auto n = broker_->Bind(s.caller, tx);
+  EXPECT_EQ(n.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(n.status().message().find("max_bindings"), std::string::npos);
+  // Another uid has its own quota.
+  Sess o = Open(1001);
+  EXPECT_TRUE(broker_->Bind(o.caller, Rx(Ticket(o), 1)).ok());
+}
+
+TEST_F(BrokerTest, SessionCloseReleasesEverything) {
+  Sess s = Open(1000);
+  BindParams p = Rx(Ticket(s), 2);
+  p.flows.push_back({.dst_port = 1234});
+  auto b = broker_->Bind(s.caller, p);
+  ASSERT_TRUE(b.ok());
+  (void)Ticket(s);  // an unused ticket: its fd must go too
+  EXPECT_EQ(provider_.state().flows.load(), 1);
+  broker_->CloseSession(s.grant.id);
+  ExpectNothingHeld();
+  Caller root{.session_id = 99, .uid = 0};
+  auto v = broker_->GetBinding(root, b->id);
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->state, BindingState::kReleased);
+  EXPECT_EQ(v->release_reason, "session closed");
+  EXPECT_EQ(broker_->GetStats(root).tickets_outstanding, 0u);
+  EXPECT_FALSE(broker_->Authenticate(s.grant.id, s.grant.secret).ok());
+}
+
+TEST_F(BrokerTest, UnbindOnlyByOwningSession) {
+  Sess a = Open(1000), same_uid = Open(1000), other = Open(1001);
+  auto b = broker_->Bind(a.caller, Rx(Ticket(a), 1));
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(broker_->Unbind(same_uid.caller, b->id).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(broker_->Unbind(other.caller, b->id).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(broker_->Unbind(Caller{}, b->id).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  Caller remote = a.caller;
+  remote.local = false;
+  EXPECT_EQ(broker_->Unbind(remote, b->id).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  auto u = broker_->Unbind(a.caller, b->id);
+  ASSERT_TRUE(u.ok()) << u.status();
+  EXPECT_EQ(u->state, BindingState::kReleased);
+  EXPECT_EQ(broker_->Unbind(a.caller, b->id).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(broker_->Unbind(a.caller, 9999).status().code(),
+            absl::StatusCode::kNotFound);
+  ExpectNothingHeld();
+}
+
+TEST_F(BrokerTest, OtherUsersSeeOnlyCounts) {
+  Sess a = Open(1000), other = Open(1001);
+  BindParams tx;
+  tx.rx = false;
+  tx.device = "fake0";
+  tx.ticket = Ticket(a);
+  auto b = broker_->Bind(a.caller, tx);
+  ASSERT_TRUE(b.ok());
+  BindingList mine = broker_->ListBindings(a.caller, false);
+  ASSERT_EQ(mine.bindings.size(), 1u);
+  EXPECT_EQ(mine.bindings[0].id, b->id);
+  BindingList theirs = broker_->ListBindings(other.caller, false);
+  EXPECT_TRUE(theirs.bindings.empty());
+  EXPECT_EQ(theirs.other_active, 1u);
+  EXPECT_EQ(broker_->GetBinding(other.caller, b->id).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE(broker_->GetStats(other.caller).bindings.empty());
+  BindingView red = broker_->ViewFor(other.caller, *b);
+  EXPECT_TRUE(red.redacted);
+  EXPECT_EQ(red.id, 0u);
+  EXPECT_EQ(red.session_id, 0u);
+}
+
+TEST_F(BrokerTest, ExplicitQueues) {
+  Sess s = Open(1000);
+  BindParams p = Rx(Ticket(s), 0);
+  p.queue_ids = {3, 4};
+  auto b = broker_->Bind(s.caller, p);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(b->queues, (std::vector<uint32_t>{3, 4}));
+  p.ticket = Ticket(s);
+  p.queue_ids = {4};
+  EXPECT_EQ(broker_->Bind(s.caller, p).status().code(),
+            absl::StatusCode::kAlreadyExists);
+  p.ticket = Ticket(s);
+  p.queue_ids = {42};
+  EXPECT_EQ(broker_->Bind(s.caller, p).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  p.ticket = Ticket(s);
+  p.queue_ids = {5, 5};
+  EXPECT_EQ(broker_->Bind(s.caller, p).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  p.device = "nope";
+  p.queue_ids = {5};
+  p.ticket = Ticket(s);
+  EXPECT_EQ(broker_->Bind(s.caller, p).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(BrokerTest, EventsFollowTransitions) {
+  auto q = broker_->Subscribe();
+  Sess s = Open(1000);
+  auto b = broker_->Bind(s.caller, Rx(Ticket(s), 1));
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE(broker_->Unbind(s.caller, b->id).ok());
+  std::vector<Event> ev = q->Wait(absl::ZeroDuration());
+  ASSERT_EQ(ev.size(), 3u);
+  EXPECT_EQ(ev[0].kind, EventKind::kBound);
+  EXPECT_EQ(ev[1].kind, EventKind::kDraining);
+  EXPECT_EQ(ev[2].kind, EventKind::kReleased);
+  EXPECT_LT(ev[0].sequence, ev[1].sequence);
+  broker_->Unsubscribe(q);
+}
+
+TEST_F(BrokerTest, ReleasedHistoryIsBounded) {
+  Sess s = Open(1000);
+  std::vector<uint32_t> ids;
+  for (int i = 0; i < 6; ++i) {
+    auto b = broker_->Bind(s.caller, Rx(Ticket(s), 1));
+    ASSERT_TRUE(b.ok());
+    ids.push_back(b->id);
+    ASSERT_TRUE(broker_->Unbind(s.caller, b->id).ok());
+  }
+  BindingList l = broker_->ListBindings(s.caller, true);
+  EXPECT_EQ(l.bindings.size(), 4u);
+  EXPECT_EQ(broker_->GetBinding(s.caller, ids[0]).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(BrokerTest, ShutdownReleasesAll) {
+  Sess a = Open(1000), b = Open(1001);
+  ASSERT_TRUE(broker_->Bind(a.caller, Rx(Ticket(a), 1)).ok());
+  ASSERT_TRUE(broker_->Bind(b.caller, Rx(Ticket(b), 1)).ok());
+  broker_->Shutdown();
+  ExpectNothingHeld();
+  EXPECT_EQ(broker_->session_count(), 0u);
+  EXPECT_EQ(broker_->OpenSession({1, 0, 0}, "", nullptr).status().code(),
+            absl::StatusCode::kUnavailable);
+}
+
+TEST_F(BrokerTest, ValidatesParams) {
+  Sess s = Open(1000);
+  BindParams p = Rx(Ticket(s), 1);
+  p.queue_ids = {1};  // both
+  EXPECT_EQ(broker_->Bind(s.caller, p).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  p = Rx(Ticket(s), 1);
+  p.chunk_size = 5000;
+  EXPECT_EQ(broker_->Bind(s.caller, p).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  p = Rx(Ticket(s), 1);
+  p.flows.push_back({});
+  EXPECT_EQ(broker_->Bind(s.caller, p).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace devmem::server
