@@ -14,9 +14,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "base/errno_status.h"
 #include "base/log.h"
+#include "base/mutex.h"
 #include "base/status_macros.h"
 #include "providers/common/dmabuf_check.h"
 #include "providers/sim/internal/mapping.h"
@@ -126,7 +126,7 @@ class SimKernel {
     }
   }
 
-  absl::Mutex mu_;
+  Mutex mu_;
 
   Device* FindLocked(absl::string_view name)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -174,7 +174,7 @@ class SimKernel {
   }
 
   void Unprepare(const std::string& device, uint64_t prep_id) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     Device* d = FindLocked(device);
     if (d == nullptr || d->preps.erase(prep_id) == 0) return;
     if (!d->preps.empty()) {
@@ -198,7 +198,7 @@ class SimKernel {
   }
 
   void RemoveFlow(const std::string& device, uint32_t rule_id) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     if (Device* d = FindLocked(device)) d->flows.erase(rule_id);
   }
 
@@ -213,7 +213,7 @@ class SimKernel {
   // Stops link notifications to a binding's data path (before it is
   // destroyed).
   void DetachPath(const std::string& device, uint32_t id) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     Device* d = FindLocked(device);
     if (d == nullptr) return;
     if (LiveBinding* b = FindBindingLocked(*d, id)) {
@@ -226,7 +226,7 @@ class SimKernel {
   // in the queue totals (qstats are monotonic).
   void ReleaseBinding(const std::string& device, uint32_t id, bool rx,
                       const RxPathCounters& rx_counters, uint64_t tx_bytes) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     FreeIdLocked(id);
     Device* d = FindLocked(device);
     if (d == nullptr) return;
@@ -405,7 +405,7 @@ class SimRxBinding final : public SimBindingBase {
     RETURN_IF_ERROR(ValidateFlow(flow, ctx));
     uint32_t rule_id = 0;
     {
-      absl::MutexLock lock(&kernel_->mu_);
+      MutexLock lock(kernel_->mu_);
       ASSIGN_OR_RETURN(SimKernel::Device * d,
                        kernel_->GetLocked(device_, "add-flow"));
       for (const auto& [id, rule] : d->flows) {
@@ -528,7 +528,7 @@ class SimProvider final : public Provider {
   SimNic* nic() { return &nic_; }
 
   absl::StatusOr<std::vector<DeviceInfo>> ListDevices() override {
-    absl::MutexLock lock(&kernel_->mu_);
+    MutexLock lock(kernel_->mu_);
     std::vector<DeviceInfo> out;
     for (const SimKernel::Device& d : kernel_->devices()) {
       DeviceInfo info;
@@ -577,7 +577,7 @@ class SimProvider final : public Provider {
       absl::Span<const uint32_t> rx_queues) override {
     const std::string device(device_view);
     const std::string ctx = absl::StrCat(device, ": prepare");
-    absl::MutexLock lock(&kernel_->mu_);
+    MutexLock lock(kernel_->mu_);
     ASSIGN_OR_RETURN(SimKernel::Device * d,
                      kernel_->GetLocked(device, "prepare"));
     std::vector<uint32_t> queues;
@@ -658,7 +658,7 @@ class SimProvider final : public Provider {
     DmabufInfo info;
     bool link_up = true;
     {
-      absl::MutexLock lock(&kernel_->mu_);
+      MutexLock lock(kernel_->mu_);
       // 2. The device, and whether its driver can take a memory provider.
       ASSIGN_OR_RETURN(SimKernel::Device * d,
                        kernel_->GetLocked(spec.device, "bind-rx"));
@@ -748,7 +748,7 @@ class SimProvider final : public Provider {
                          std::move(*region), std::move(path)));
     std::move(undo).Cancel();
     {
-      absl::MutexLock lock(&kernel_->mu_);
+      MutexLock lock(kernel_->mu_);
       SimKernel::Device* d = kernel_->FindLocked(spec.device);
       SimKernel::LiveBinding* b = kernel_->FindBindingLocked(*d, id);
       b->rx_path = binding->path();
@@ -772,7 +772,7 @@ class SimProvider final : public Provider {
     DmabufInfo info;
     bool link_up = true;
     {
-      absl::MutexLock lock(&kernel_->mu_);
+      MutexLock lock(kernel_->mu_);
       ASSIGN_OR_RETURN(SimKernel::Device * d,
                        kernel_->GetLocked(spec.device, "bind-tx"));
       if (!d->spec.devmem) {
@@ -803,7 +803,7 @@ class SimProvider final : public Provider {
         kernel_, id, spec.device, std::move(mapping), link_up));
     std::move(undo).Cancel();
     {
-      absl::MutexLock lock(&kernel_->mu_);
+      MutexLock lock(kernel_->mu_);
       SimKernel::Device* d = kernel_->FindLocked(spec.device);
       SimKernel::LiveBinding* b = kernel_->FindBindingLocked(*d, id);
       b->tx_path = binding->path();
@@ -819,7 +819,7 @@ class SimProvider final : public Provider {
   absl::StatusOr<std::vector<QueueStats>> GetQueueStats(
       std::string_view device_view) override {
     const std::string device(device_view);
-    absl::MutexLock lock(&kernel_->mu_);
+    MutexLock lock(kernel_->mu_);
     ASSIGN_OR_RETURN(SimKernel::Device * d,
                      kernel_->GetLocked(device, "qstats-get"));
     std::vector<QueueStats> rx = d->rx_totals;
@@ -850,7 +850,7 @@ SimNic::SimNic(std::shared_ptr<sim_internal::SimKernel> kernel)
 
 absl::Status SimNic::SetLinkUp(std::string_view device_view, bool up) {
   const std::string device(device_view);
-  absl::MutexLock lock(&kernel_->mu_);
+  MutexLock lock(kernel_->mu_);
   ASSIGN_OR_RETURN(SimKernel::Device * d,
                    kernel_->GetLocked(device, "set-link"));
   d->up = up;
@@ -867,7 +867,7 @@ absl::Status SimNic::SetLinkUp(std::string_view device_view, bool up) {
 absl::Status SimNic::SetHeaderSplit(std::string_view device_view,
                                     HeaderSplit value) {
   const std::string device(device_view);
-  absl::MutexLock lock(&kernel_->mu_);
+  MutexLock lock(kernel_->mu_);
   ASSIGN_OR_RETURN(SimKernel::Device * d,
                    kernel_->GetLocked(device, "set-rings"));
   if (!d->hds_supported) {
@@ -888,7 +888,7 @@ absl::Status SimNic::SetHeaderSplit(std::string_view device_view,
 absl::Status SimNic::SetHdsThresh(std::string_view device_view,
                                   uint32_t bytes) {
   const std::string device(device_view);
-  absl::MutexLock lock(&kernel_->mu_);
+  MutexLock lock(kernel_->mu_);
   ASSIGN_OR_RETURN(SimKernel::Device * d,
                    kernel_->GetLocked(device, "set-rings"));
   if (bytes != 0 && d->AnyBoundLocked()) {
@@ -904,7 +904,7 @@ absl::Status SimNic::SetHdsThresh(std::string_view device_view,
 absl::Status SimNic::SetHeaderSplitSupported(std::string_view device_view,
                                              bool supported) {
   const std::string device(device_view);
-  absl::MutexLock lock(&kernel_->mu_);
+  MutexLock lock(kernel_->mu_);
   ASSIGN_OR_RETURN(SimKernel::Device * d,
                    kernel_->GetLocked(device, "set-rings"));
   if (!supported && d->AnyBoundLocked()) {
@@ -921,7 +921,7 @@ absl::Status SimNic::SetHeaderSplitSupported(std::string_view device_view,
 absl::StatusOr<std::vector<uint32_t>> SimNic::RssQueues(
     std::string_view device_view) const {
   const std::string device(device_view);
-  absl::MutexLock lock(&kernel_->mu_);
+  MutexLock lock(kernel_->mu_);
   ASSIGN_OR_RETURN(SimKernel::Device * d,
                    kernel_->GetLocked(device, "rss-get"));
   std::vector<uint32_t> out;
@@ -934,7 +934,7 @@ absl::StatusOr<std::vector<uint32_t>> SimNic::RssQueues(
 absl::StatusOr<std::vector<SimFlowRuleInfo>> SimNic::FlowRules(
     std::string_view device_view) const {
   const std::string device(device_view);
-  absl::MutexLock lock(&kernel_->mu_);
+  MutexLock lock(kernel_->mu_);
   ASSIGN_OR_RETURN(SimKernel::Device * d,
                    kernel_->GetLocked(device, "flow-get"));
   std::vector<SimFlowRuleInfo> out;
@@ -945,7 +945,7 @@ absl::StatusOr<std::vector<SimFlowRuleInfo>> SimNic::FlowRules(
 absl::StatusOr<uint32_t> SimNic::Preparations(
     std::string_view device_view) const {
   const std::string device(device_view);
-  absl::MutexLock lock(&kernel_->mu_);
+  MutexLock lock(kernel_->mu_);
   ASSIGN_OR_RETURN(SimKernel::Device * d,
                    kernel_->GetLocked(device, "prepare-get"));
   return static_cast<uint32_t>(d->preps.size());

@@ -20,8 +20,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/time/time.h"
+#include "base/mutex.h"
 #include "base/uapi.h"
 #include "base/unique_fd.h"
 #include "gtest/gtest.h"
@@ -29,14 +28,13 @@
 
 namespace devmem::testing {
 
-inline constexpr absl::Duration kWait = absl::Seconds(60);
+inline constexpr std::chrono::seconds kWait{60};
 
 // Polls `pred` until it holds or kWait passes; for counters that have no
 // notification (Stats()). Not a sleep used as synchronisation: the condition
 // is what the test waits for.
 inline bool Eventually(const std::function<bool()>& pred) {
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
   while (!pred()) {
     if (std::chrono::steady_clock::now() > deadline) return false;
     std::this_thread::sleep_for(std::chrono::microseconds(200));
@@ -48,79 +46,73 @@ inline bool Eventually(const std::function<bool()>& pred) {
 class RecordingSink : public RxSink {
  public:
   void Deliver(absl::Span<const uapi::DmabufCmsg> frags) override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     for (const uapi::DmabufCmsg& f : frags) {
       pending_.push_back(f);
       bytes_ += f.frag_size;
     }
     ++batches_;
     max_batch_ = std::max<size_t>(max_batch_, frags.size());
+    cv_.SignalAll();
   }
   void Closed(const absl::Status& why) override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     closed_.push_back(why);
+    cv_.SignalAll();
   }
 
   // Waits for at least `n` Closed() calls; false on timeout.
   bool WaitClosed(size_t n) {
-    absl::MutexLock lock(&mu_);
-    closes_wanted_ = n;
-    return mu_.AwaitWithTimeout(
-        absl::Condition(this, &RecordingSink::HasClosedLocked), kWait);
+    MutexLock lock(mu_);
+    return cv_.AwaitFor(mu_, kWait, [&] {
+      mu_.AssertHeld();
+      return closed_.size() >= n;
+    });
   }
   // Waits until `bytes` in total were delivered.
   bool WaitBytes(uint64_t bytes) {
-    absl::MutexLock lock(&mu_);
-    want_ = bytes;
-    return mu_.AwaitWithTimeout(
-        absl::Condition(this, &RecordingSink::HasWantLocked), kWait);
+    MutexLock lock(mu_);
+    return cv_.AwaitFor(mu_, kWait, [&] {
+      mu_.AssertHeld();
+      return bytes_ >= bytes;
+    });
   }
   // Waits for frags or a close; returns the frags (maybe none).
   std::vector<uapi::DmabufCmsg> TakeOrClosed(size_t closes) {
-    absl::MutexLock lock(&mu_);
-    closes_wanted_ = closes;
-    mu_.AwaitWithTimeout(
-        absl::Condition(this, &RecordingSink::HasFragsOrClosedLocked), kWait);
+    MutexLock lock(mu_);
+    cv_.AwaitFor(mu_, kWait, [&] {
+      mu_.AssertHeld();
+      return !pending_.empty() || closed_.size() >= closes;
+    });
     std::vector<uapi::DmabufCmsg> out;
     out.swap(pending_);
     return out;
   }
   std::vector<uapi::DmabufCmsg> Take() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     std::vector<uapi::DmabufCmsg> out;
     out.swap(pending_);
     return out;
   }
   uint64_t bytes() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     return bytes_;
   }
   std::vector<absl::Status> closed() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     return closed_;
   }
   size_t max_batch() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     return max_batch_;
   }
 
  private:
-  bool HasClosedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return closed_.size() >= closes_wanted_;
-  }
-  bool HasWantLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return bytes_ >= want_;
-  }
-  bool HasFragsOrClosedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return !pending_.empty() || closed_.size() >= closes_wanted_;
-  }
-
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
+  CondVar cv_;
   std::vector<uapi::DmabufCmsg> pending_ ABSL_GUARDED_BY(mu_);
   std::vector<absl::Status> closed_ ABSL_GUARDED_BY(mu_);
   uint64_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t want_ ABSL_GUARDED_BY(mu_) = 0;
-  size_t closes_wanted_ ABSL_GUARDED_BY(mu_) = 0;
   size_t batches_ ABSL_GUARDED_BY(mu_) = 0;
   size_t max_batch_ ABSL_GUARDED_BY(mu_) = 0;
 };

@@ -29,47 +29,46 @@ using ::testing::HasSubstr;
 class RecordingTxSink : public TxSink {
  public:
   void Completed(uint32_t lo, uint32_t hi) override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     // Completions arrive in order here and must not overlap or skip.
     EXPECT_EQ(lo, next_) << "completion gap";
     EXPECT_LE(lo, hi);
     next_ = hi + 1;
+    cv_.SignalAll();
   }
   void Closed(const absl::Status& why) override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     closed_.push_back(why);
+    cv_.SignalAll();
   }
   // Waits until every id below `n` completed.
   bool WaitCompleted(uint32_t n) {
-    absl::MutexLock lock(&mu_);
-    want_ = n;
-    return mu_.AwaitWithTimeout(
-        absl::Condition(this, &RecordingTxSink::DoneLocked), testing::kWait);
+    MutexLock lock(mu_);
+    return cv_.AwaitFor(mu_, testing::kWait, [&] {
+      mu_.AssertHeld();
+      return next_ >= n;
+    });
   }
   bool WaitClosed() {
-    absl::MutexLock lock(&mu_);
-    return mu_.AwaitWithTimeout(
-        absl::Condition(this, &RecordingTxSink::ClosedLocked), testing::kWait);
+    MutexLock lock(mu_);
+    return cv_.AwaitFor(mu_, testing::kWait, [&] {
+      mu_.AssertHeld();
+      return !closed_.empty();
+    });
   }
   uint32_t completed() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     return next_;
   }
   std::vector<absl::Status> closed() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     return closed_;
   }
 
  private:
-  bool DoneLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return next_ >= want_;
-  }
-  bool ClosedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return !closed_.empty();
-  }
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
+  CondVar cv_;
   uint32_t next_ ABSL_GUARDED_BY(mu_) = 0;
-  uint32_t want_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<absl::Status> closed_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -95,7 +95,7 @@ absl::Status RxPath::StartRx(std::shared_ptr<RxSink> sink) {
         absl::StrCat(options_.name, ": StartRx: null sink"));
   }
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     if (sink_ != nullptr) {
       return absl::FailedPreconditionError(
           absl::StrCat(options_.name,
@@ -231,7 +231,7 @@ void RxPath::Run() {
       (void)!::read(event_.get(), &value, sizeof(value));
       if (stop_.load()) break;
       if (sink == nullptr) {
-        absl::MutexLock lock(&mu_);
+        MutexLock lock(mu_);
         sink = sink_;
       }
       link_up = link_up_.load();

@@ -21,8 +21,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
+#include "base/mutex.h"
 #include "base/uapi.h"
 #include "base/unique_fd.h"
 #include "pool/region.h"
@@ -85,7 +85,7 @@ class RxPath {
   UniqueFd event_;  // eventfd: stop, sink, link change, tokens returned
   std::string endpoint_;
 
-  absl::Mutex mu_;
+  Mutex mu_;
   std::shared_ptr<RxSink> sink_ ABSL_GUARDED_BY(mu_);
 
   std::atomic<bool> stop_{false};

@@ -57,8 +57,9 @@ TxPath::~TxPath() {
 
 void TxPath::Stop() {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     stop_ = true;
+    cv_.SignalAll();
     // Unblocks a send() stuck on a peer that does not read.
     if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
   }
@@ -80,7 +81,7 @@ absl::Status TxPath::Start(std::string_view peer_view,
         EINVAL, absl::StrCat(name, ": StartTx: bad peer \"", peer,
                              "\" (want 127.0.0.1:PORT or [::1]:PORT)"));
   }
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(mu_);
   if (started_) {
     return absl::FailedPreconditionError(
         absl::StrCat(name, ": StartTx: already started"));
@@ -111,7 +112,7 @@ absl::StatusOr<uint32_t> TxPath::Send(uint64_t offset, uint64_t length) {
         EFAULT, absl::StrCat(name, ": send [", offset, ", +", length,
                              ") beyond the ", options_.size, "-byte buffer"));
   }
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(mu_);
   if (!started_) {
     return absl::FailedPreconditionError(
         absl::StrCat(name, ": send before StartTx"));
@@ -119,20 +120,20 @@ absl::StatusOr<uint32_t> TxPath::Send(uint64_t offset, uint64_t length) {
   if (!closed_.ok()) return closed_;
   const uint32_t id = next_id_++;  // wraps at 2^32, as the kernel's
   queue_.push_back(Pending{id, offset, length});
+  cv_.SignalAll();
   return id;
 }
 
 void TxPath::SetLinkUp(bool up) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(mu_);
   link_up_ = up;
+  cv_.SignalAll();
   if (!up && fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
 }
 
 bool TxPath::HasWorkLocked() const {
   return !queue_.empty() || stop_ || !link_up_;
 }
-
-bool TxPath::StoppingLocked() const { return stop_; }
 
 int TxPath::WriteAll(const Pending& p) {
   const std::byte* data = options_.cpu_base + p.offset;
@@ -158,8 +159,11 @@ void TxPath::Run(std::shared_ptr<TxSink> sink) {
     batch.clear();
     bool stopping = false;
     {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(this, &TxPath::HasWorkLocked));
+      MutexLock lock(mu_);
+      cv_.Await(mu_, [this] {
+        mu_.AssertHeld();
+        return HasWorkLocked();
+      });
       batch.assign(queue_.begin(), queue_.end());
       queue_.clear();
       stopping = stop_;
@@ -175,7 +179,7 @@ void TxPath::Run(std::shared_ptr<TxSink> sink) {
       }
     }
     if (err != 0) {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(mu_);
       // A link going down shows up as EPIPE from the shutdown() it did.
       closed_ = !link_up_
                     ? ErrnoToStatus(ENETDOWN, absl::StrCat(name, ": link down"))
@@ -192,8 +196,11 @@ void TxPath::Run(std::shared_ptr<TxSink> sink) {
   if (!closed_with.ok()) {
     sink->Closed(closed_with);
     // Later sends fail with closed_; wait for the destructor.
-    absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(this, &TxPath::StoppingLocked));
+    MutexLock lock(mu_);
+    cv_.Await(mu_, [this] {
+      mu_.AssertHeld();
+      return stop_;
+    });
     queue_.clear();
     return;
   }

@@ -20,7 +20,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "base/mutex.h"
 #include "providers/provider.h"
 
 namespace devmem::sim_internal {
@@ -65,14 +65,14 @@ class TxPath {
   };
   void Run(std::shared_ptr<TxSink> sink);
   bool HasWorkLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  bool StoppingLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes all of `p`; the errno on failure, 0 on success.
   int WriteAll(const Pending& p);
 
   const TxPathOptions options_;
   int fd_ = -1;  // set by Start() before the thread starts; closed in ~TxPath
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
+  CondVar cv_;  // queue_, stop_ or link_up_ changed
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
   uint32_t next_id_ ABSL_GUARDED_BY(mu_) = 0;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
