@@ -311,14 +311,26 @@ NetdevClient::NetdevClient(std::unique_ptr<GenlClient> genl, uint16_t family_id)
 
 namespace {
 
+// Dump filters: queue-get's ifindex is attribute 2, qstats-get's is 1.
+std::string QueueDumpAttrName(absl::Span<const uint16_t> path) {
+  return path.size() == 1 && path[0] == kNetdevAQueueIfindex ? "ifindex" : "";
+}
+std::string QstatsDumpAttrName(absl::Span<const uint16_t> path) {
+  if (path.size() != 1) return "";
+  if (path[0] == kNetdevAQstatsIfindex) return "ifindex";
+  if (path[0] == kNetdevAQstatsScope) return "scope";
+  return "";
+}
+
 template <typename Record, typename Parser>
 absl::StatusOr<std::vector<Record>> DumpRecords(GenlClient& genl,
                                                 std::vector<uint8_t> request,
-                                                std::string what,
-                                                Parser parse) {
+                                                std::string what, Parser parse,
+                                                AttrNamer namer = nullptr) {
   std::vector<Record> out;
   RequestContext ctx;
   ctx.what = std::move(what);
+  ctx.namer = namer;
   RETURN_IF_ERROR(genl.Dump(std::move(request), ctx,
                             [&](const GenlMsg& msg) -> absl::Status {
                               ASSIGN_OR_RETURN(Record r, parse(msg.attrs));
@@ -342,7 +354,7 @@ absl::StatusOr<std::vector<QueueRecord>> NetdevClient::DumpQueues(
       *genl_, BuildQueueDumpRequest(family_id_, ifindex),
       ifindex ? absl::StrCat("netdev queue-get dump (ifindex ", *ifindex, ")")
               : "netdev queue-get dump",
-      ParseQueueRecord);
+      ParseQueueRecord, QueueDumpAttrName);
 }
 
 absl::StatusOr<std::vector<NapiRecord>> NetdevClient::DumpNapis() {
@@ -363,7 +375,7 @@ absl::StatusOr<std::vector<QstatsRecord>> NetdevClient::DumpQstats(
       *genl_, BuildQstatsDumpRequest(family_id_, ifindex, per_queue),
       ifindex ? absl::StrCat("netdev qstats-get dump (ifindex ", *ifindex, ")")
               : "netdev qstats-get dump",
-      ParseQstatsRecord);
+      ParseQstatsRecord, QstatsDumpAttrName);
 }
 
 absl::StatusOr<uint32_t> NetdevClient::Bind(std::vector<uint8_t> request,
