@@ -15,8 +15,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "base/errno_status.h"
+#include "base/mutex.h"
 #include "base/status_macros.h"
 #include "base/uapi.h"
 #include "base/unique_fd.h"
@@ -73,7 +73,7 @@ class RealEthtool final : public EthtoolOps {
       : transport_(std::move(transport)) {}
 
   absl::StatusOr<RingsConfig> GetRings(const std::string& dev) override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     ASSIGN_OR_RETURN(GenlClient * genl, ClientLocked());
     NlBuilder b(family_id_, NLM_F_REQUEST);
     b.PutGenlHeader(ETHTOOL_MSG_RINGS_GET, ETHTOOL_GENL_VERSION);
@@ -100,7 +100,7 @@ class RealEthtool final : public EthtoolOps {
   absl::Status SetRings(const std::string& dev,
                         std::optional<uint8_t> tcp_data_split,
                         std::optional<uint32_t> hds_thresh) override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     ASSIGN_OR_RETURN(GenlClient * genl, ClientLocked());
     NlBuilder b(family_id_, NLM_F_REQUEST);
     b.PutGenlHeader(ETHTOOL_MSG_RINGS_SET, ETHTOOL_GENL_VERSION);
@@ -235,7 +235,7 @@ class RealEthtool final : public EthtoolOps {
   }
 
   const std::shared_ptr<NetlinkTransport> transport_;
-  absl::Mutex mu_;
+  Mutex mu_;
   std::unique_ptr<GenlClient> genl_ ABSL_GUARDED_BY(mu_);
   uint16_t family_id_ ABSL_GUARDED_BY(mu_) = 0;
 };

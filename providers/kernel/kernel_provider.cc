@@ -15,9 +15,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/synchronization/mutex.h"
 #include "base/errno_status.h"
 #include "base/log.h"
+#include "base/mutex.h"
 #include "base/status_macros.h"
 #include "base/uapi.h"
 #include "providers/common/dmabuf_check.h"
@@ -86,7 +86,7 @@ class KernelState {
   // Runs `f` on the shared query socket (dumps); reopens it after a timeout.
   template <typename F>
   auto Query(F f) -> decltype(f(std::declval<NetdevClient&>())) {
-    absl::MutexLock lock(&query_mu_);
+    MutexLock lock(query_mu_);
     if (query_ == nullptr) {
       absl::StatusOr<std::unique_ptr<NetdevClient>> client =
           NetdevClient::Open(*transport_, family_id_);
@@ -99,11 +99,11 @@ class KernelState {
   }
 
   void SetCapability(uint32_t ifindex, bool rx, Capability cap) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     (rx ? rx_caps_ : tx_caps_)[ifindex] = std::move(cap);
   }
   Capability GetCapability(uint32_t ifindex, bool rx) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     const auto& caps = rx ? rx_caps_ : tx_caps_;
     auto it = caps.find(ifindex);
     return it == caps.end() ? Capability{} : it->second;
@@ -134,11 +134,11 @@ class KernelState {
   const std::shared_ptr<HostOps> host_;
   const uint16_t family_id_;
 
-  absl::Mutex query_mu_;
+  Mutex query_mu_;
   std::unique_ptr<NetdevClient> query_ ABSL_GUARDED_BY(query_mu_);
 
   // Also serialises every NIC settings change.
-  absl::Mutex mu_;
+  Mutex mu_;
   std::map<uint32_t, Capability> rx_caps_ ABSL_GUARDED_BY(mu_);
   std::map<uint32_t, Capability> tx_caps_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, DeviceSettings> devices_ ABSL_GUARDED_BY(mu_);
@@ -149,7 +149,7 @@ absl::StatusOr<std::pair<uint64_t, std::string>> KernelState::Prepare(
     const std::string& device, std::vector<uint32_t> queues) {
   std::sort(queues.begin(), queues.end());
   queues.erase(std::unique(queues.begin(), queues.end()), queues.end());
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(mu_);
   auto [it, first] = devices_.try_emplace(device);
   DeviceSettings& dev = it->second;
   std::string describe;
@@ -274,7 +274,7 @@ void KernelState::RestoreLocked(const std::string& device,
 }
 
 void KernelState::Unprepare(const std::string& device, uint64_t prep_id) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(mu_);
   auto it = devices_.find(device);
   if (it == devices_.end()) return;
   it->second.reserved.erase(prep_id);

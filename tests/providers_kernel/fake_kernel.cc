@@ -135,7 +135,7 @@ Bytes ErrorTlvs(const Err& e) {
   }
 
 struct FakeKernel::State {
-  mutable absl::Mutex mu;
+  mutable Mutex mu;
   std::map<uint32_t, FakeDevice> devices ABSL_GUARDED_BY(mu);
   std::vector<FakeBinding> bindings ABSL_GUARDED_BY(mu);
   struct Pool {
@@ -184,7 +184,7 @@ struct FakeKernel::State {
   }
 
   void Close(uint64_t endpoint) {
-    absl::MutexLock lock(&mu);
+    MutexLock lock(mu);
     open.erase(endpoint);
     closed.push_back(endpoint);
     // netdev_nl_sock_priv_destroy: unbind everything this socket made.
@@ -269,7 +269,7 @@ struct FakeKernel::State {
 
 void FakeKernel::State::Handle(uint64_t endpoint, const Bytes& req,
                                std::deque<Bytes>& out) {
-  absl::MutexLock lock(&mu);
+  MutexLock lock(mu);
   uint32_t len;
   uint16_t type, flags;
   if (req.size() < 20) return;  // the kernel drops runts silently
@@ -617,7 +617,7 @@ class FakeTransport final : public kernel::NetlinkTransport {
     }
     uint64_t id;
     {
-      absl::MutexLock lock(&state_->mu);
+      MutexLock lock(state_->mu);
       id = state_->next_endpoint++;
       state_->open.insert(id);
     }
@@ -641,7 +641,7 @@ class FakeEthtool final : public kernel::EthtoolOps {
 
   absl::StatusOr<kernel::RingsConfig> GetRings(
       const std::string& dev) override {
-    absl::MutexLock lock(&state_->mu);
+    MutexLock lock(state_->mu);
     ASSIGN_OR_RETURN_DEV(d, dev, "rings-get");
     if (!d->rings_supported) return Unsupported(dev, "rings-get");
     kernel::RingsConfig r;
@@ -653,7 +653,7 @@ class FakeEthtool final : public kernel::EthtoolOps {
 
   absl::Status SetRings(const std::string& dev, std::optional<uint8_t> split,
                         std::optional<uint32_t> hds) override {
-    absl::MutexLock lock(&state_->mu);
+    MutexLock lock(state_->mu);
     ASSIGN_OR_RETURN_DEV(d, dev, "rings-set");
     if (!d->rings_supported) return Unsupported(dev, "rings-set");
     if (hds && !d->hds_thresh) {
@@ -669,14 +669,14 @@ class FakeEthtool final : public kernel::EthtoolOps {
   }
 
   absl::StatusOr<uint32_t> GetRxRingCount(const std::string& dev) override {
-    absl::MutexLock lock(&state_->mu);
+    MutexLock lock(state_->mu);
     ASSIGN_OR_RETURN_DEV(d, dev, "GRXRINGS");
     return d->rx_queues;
   }
 
   absl::StatusOr<std::vector<uint32_t>> GetRxfhIndir(
       const std::string& dev) override {
-    absl::MutexLock lock(&state_->mu);
+    MutexLock lock(state_->mu);
     ASSIGN_OR_RETURN_DEV(d, dev, "GRXFHINDIR");
     if (d->indir.empty()) d->indir = DefaultIndir(d->rx_queues);
     return d->indir;
@@ -684,7 +684,7 @@ class FakeEthtool final : public kernel::EthtoolOps {
 
   absl::Status SetRxfhIndir(const std::string& dev,
                             absl::Span<const uint32_t> table) override {
-    absl::MutexLock lock(&state_->mu);
+    MutexLock lock(state_->mu);
     ASSIGN_OR_RETURN_DEV(d, dev, "SRXFHINDIR");
     for (uint32_t q : table) {
       if (q >= d->rx_queues) return ErrnoToStatus(EINVAL, dev + ": SRXFHINDIR");
@@ -698,7 +698,7 @@ class FakeEthtool final : public kernel::EthtoolOps {
 
   absl::StatusOr<uint32_t> InsertRule(const std::string& dev,
                                       const kernel::NtupleRule& rule) override {
-    absl::MutexLock lock(&state_->mu);
+    MutexLock lock(state_->mu);
     ASSIGN_OR_RETURN_DEV(d, dev, "SRXCLSRLINS");
     if (rule.queue >= d->rx_queues) {
       return ErrnoToStatus(EINVAL, dev + ": SRXCLSRLINS");
@@ -714,7 +714,7 @@ class FakeEthtool final : public kernel::EthtoolOps {
   }
 
   absl::Status DeleteRule(const std::string& dev, uint32_t location) override {
-    absl::MutexLock lock(&state_->mu);
+    MutexLock lock(state_->mu);
     auto& rules = state_->rules[dev];
     if (rules.erase(location) == 0) {
       return ErrnoToStatus(ENOENT, dev + ": SRXCLSRLDEL");
@@ -738,32 +738,32 @@ class FakeHost final : public kernel::HostOps {
       : state_(std::move(state)) {}
 
   absl::StatusOr<uint32_t> NameToIndex(const std::string& name) override {
-    absl::MutexLock lock(&state_->mu);
+    MutexLock lock(state_->mu);
     FakeDevice* d = state_->FindLocked(name);
     if (d == nullptr) return ErrnoToStatus(ENODEV, "device '" + name + "'");
     return d->ifindex;
   }
   absl::StatusOr<std::string> IndexToName(uint32_t ifindex) override {
-    absl::MutexLock lock(&state_->mu);
+    MutexLock lock(state_->mu);
     FakeDevice* d = state_->FindLocked(ifindex);
     if (d == nullptr) return ErrnoToStatus(ENXIO, "ifindex");
     return d->name;
   }
   absl::StatusOr<bool> IsUp(const std::string& name) override {
-    absl::MutexLock lock(&state_->mu);
+    MutexLock lock(state_->mu);
     FakeDevice* d = state_->FindLocked(name);
     if (d == nullptr) return ErrnoToStatus(ENODEV, name);
     return d->up;
   }
   std::optional<int32_t> NumaNode(const std::string& name) override {
-    absl::MutexLock lock(&state_->mu);
+    MutexLock lock(state_->mu);
     FakeDevice* d = state_->FindLocked(name);
     if (d == nullptr || d->numa_node < 0) return std::nullopt;
     return d->numa_node;
   }
   absl::StatusOr<kernel::QueueCounts> SysfsQueueCounts(
       const std::string& name) override {
-    absl::MutexLock lock(&state_->mu);
+    MutexLock lock(state_->mu);
     FakeDevice* d = state_->FindLocked(name);
     if (d == nullptr) return ErrnoToStatus(ENOENT, name);
     return kernel::QueueCounts{d->rx_queues, d->tx_queues};
@@ -779,7 +779,7 @@ FakeKernel::FakeKernel() : state_(std::make_shared<State>()) {}
 FakeKernel::~FakeKernel() = default;
 
 void FakeKernel::AddDevice(FakeDevice device) {
-  absl::MutexLock lock(&state_->mu);
+  MutexLock lock(state_->mu);
   state_->devices[device.ifindex] = std::move(device);
 }
 
@@ -794,56 +794,56 @@ std::shared_ptr<kernel::HostOps> FakeKernel::host() {
 }
 
 void FakeKernel::set_caller_is_admin(bool admin) {
-  absl::MutexLock lock(&state_->mu);
+  MutexLock lock(state_->mu);
   state_->admin = admin;
 }
 void FakeKernel::set_pool_inflight(uint64_t inflight) {
-  absl::MutexLock lock(&state_->mu);
+  MutexLock lock(state_->mu);
   state_->pool_inflight = inflight;
 }
 void FakeKernel::set_one_record_per_datagram(bool on) {
-  absl::MutexLock lock(&state_->mu);
+  MutexLock lock(state_->mu);
   state_->one_per_datagram = on;
 }
 void FakeKernel::set_netdev_family_present(bool present) {
-  absl::MutexLock lock(&state_->mu);
+  MutexLock lock(state_->mu);
   state_->netdev_present = present;
 }
 
 std::vector<FakeBinding> FakeKernel::bindings() const {
-  absl::MutexLock lock(&state_->mu);
+  MutexLock lock(state_->mu);
   return state_->bindings;
 }
 int FakeKernel::open_endpoints() const {
-  absl::MutexLock lock(&state_->mu);
+  MutexLock lock(state_->mu);
   return static_cast<int>(state_->open.size());
 }
 int FakeKernel::endpoints_opened() const {
-  absl::MutexLock lock(&state_->mu);
+  MutexLock lock(state_->mu);
   return static_cast<int>(state_->next_endpoint - 1);
 }
 std::vector<uint64_t> FakeKernel::closed_endpoints() const {
-  absl::MutexLock lock(&state_->mu);
+  MutexLock lock(state_->mu);
   return state_->closed;
 }
 std::vector<std::string> FakeKernel::ethtool_log() const {
-  absl::MutexLock lock(&state_->mu);
+  MutexLock lock(state_->mu);
   return state_->ethtool_log;
 }
 std::map<uint32_t, std::string> FakeKernel::rules(
     const std::string& dev) const {
-  absl::MutexLock lock(&state_->mu);
+  MutexLock lock(state_->mu);
   auto it = state_->rules.find(dev);
   return it == state_->rules.end() ? std::map<uint32_t, std::string>{}
                                    : it->second;
 }
 FakeDevice FakeKernel::device(const std::string& name) const {
-  absl::MutexLock lock(&state_->mu);
+  MutexLock lock(state_->mu);
   FakeDevice* d = state_->FindLocked(name);
   return d == nullptr ? FakeDevice{} : *d;
 }
 int FakeKernel::bind_rx_requests() const {
-  absl::MutexLock lock(&state_->mu);
+  MutexLock lock(state_->mu);
   return state_->bind_rx_requests;
 }
 

@@ -32,7 +32,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "base/mutex.h"
 #include "providers/kernel/ethtool.h"
 #include "providers/kernel/host.h"
 #include "providers/kernel/netlink_transport.h"

@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <functional>
 #include <iostream>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -31,6 +32,7 @@
 #include "base/unique_fd.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "providers/kernel/ethtool.h"
 #include "providers/kernel/kernel_provider.h"
 #include "providers/kernel/netdev_family.h"
 #include "providers/kernel/netlink_message.h"
@@ -300,6 +302,49 @@ TEST(KernelLiveTest, PreparationAndStatsOnVethReportTheDriversLimits) {
   });
   if (!why.empty()) GTEST_SKIP() << why;
   if (!skip.empty()) GTEST_SKIP() << skip;
+}
+
+TEST(KernelLiveTest, HostNamespaceDevicesMatchSysfsAndEthtoolAnswers) {
+  // Read-only: lists the devices of the namespace the test runs in.
+  std::set<std::string> indexed;
+  if (struct if_nameindex* all = ::if_nameindex()) {
+    for (struct if_nameindex* i = all; i->if_index != 0; ++i) {
+      indexed.insert(i->if_name);
+    }
+    ::if_freenameindex(all);
+  }
+  std::set<std::string> in_sysfs;
+  std::error_code ec;
+  for (const auto& e :
+       std::filesystem::directory_iterator("/sys/class/net", ec)) {
+    in_sysfs.insert(e.path().filename().string());
+  }
+  if (ec || indexed != in_sysfs) {
+    GTEST_SKIP() << "/sys/class/net does not show this network namespace";
+  }
+  std::string skip;
+  std::unique_ptr<Provider> provider = LiveProvider(&skip);
+  if (provider == nullptr) GTEST_SKIP() << skip;
+  absl::StatusOr<std::vector<DeviceInfo>> devs = provider->ListDevices();
+  ASSERT_TRUE(devs.ok()) << devs.status();
+  std::set<std::string> listed;
+  std::unique_ptr<kernel::EthtoolOps> ethtool =
+      kernel::CreateRealEthtoolOps(kernel::RealNetlinkTransport());
+  for (const DeviceInfo& d : *devs) {
+    SCOPED_TRACE(d.name);
+    listed.insert(d.name);
+    EXPECT_EQ(d.rx_queues, CountSysfs(d.name, "rx-"));
+    EXPECT_EQ(d.tx_queues, CountSysfs(d.name, "tx-"));
+    // ethtool rings-get answers or says the driver cannot (lo, ifb).
+    absl::StatusOr<kernel::RingsConfig> rings = ethtool->GetRings(d.name);
+    std::cout << d.name << " up=" << d.up << " rx=" << d.rx_queues
+              << " tx=" << d.tx_queues << " numa=" << d.numa_node
+              << " rings-get: " << rings.status() << "\n";
+    if (!rings.ok()) {
+      EXPECT_EQ(StatusErrno(rings.status()), EOPNOTSUPP) << rings.status();
+    }
+  }
+  EXPECT_EQ(listed, indexed);
 }
 
 // What a forked child saw.

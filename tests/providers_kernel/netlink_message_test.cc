@@ -6,6 +6,7 @@
 #include <linux/genetlink.h>
 #include <linux/netlink.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -66,7 +67,7 @@ class ReplayEndpoint final : public NetlinkEndpoint {
       off += NlAlign(len);
     }
     if (d.size() > buf.size()) return ErrnoToStatus(EMSGSIZE, "replay recv");
-    std::memcpy(buf.data(), d.data(), d.size());
+    std::copy(d.begin(), d.end(), buf.begin());
     return d.size();
   }
   const Bytes& sent() const { return sent_; }
