@@ -50,7 +50,11 @@ function(devmem_add_test)
   devmem_target_defaults(${T_NAME})
   target_link_libraries(${T_NAME} PRIVATE ${T_LIBS} GTest::gtest GTest::gmock
                         GTest::gtest_main)
+  set(_props TIMEOUT 300)
+  if(T_LABELS)
+    list(APPEND _props LABELS "${T_LABELS}")
+  endif()
   gtest_discover_tests(${T_NAME}
     DISCOVERY_TIMEOUT 60
-    PROPERTIES LABELS "${T_LABELS}" TIMEOUT 300)
+    PROPERTIES ${_props})
 endfunction()
