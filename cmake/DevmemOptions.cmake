@@ -52,7 +52,8 @@ function(devmem_add_test)
                         GTest::gtest_main)
   set(_props TIMEOUT 300)
   if(T_LABELS)
-    list(APPEND _props LABELS "${T_LABELS}")
+    string(REPLACE ";" "\\\\;" _labels "${T_LABELS}")
+    list(APPEND _props LABELS "${_labels}")
   endif()
   gtest_discover_tests(${T_NAME}
     DISCOVERY_TIMEOUT 60
