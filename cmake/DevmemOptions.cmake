@@ -52,7 +52,9 @@ function(devmem_add_test)
                         GTest::gtest_main)
   set(_props TIMEOUT 300)
   if(T_LABELS)
-    string(REPLACE ";" "\\\\;" _labels "${T_LABELS}")
+    # gtest_discover_tests re-splits lists at every level, so several labels
+    # become one comma-joined label ("pool,tsan"); `ctest -L tsan` matches it.
+    string(REPLACE ";" "," _labels "${T_LABELS}")
     list(APPEND _props LABELS "${_labels}")
   endif()
   gtest_discover_tests(${T_NAME}
