@@ -17,6 +17,7 @@
 
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include "absl/strings/string_view.h"
 
 #include "absl/strings/str_cat.h"
@@ -36,7 +37,10 @@ class LogLine {
   ~LogLine();
 
   LogLine& Kv(absl::string_view key, const absl::AlphaNum& value);
-  LogLine& Kv(absl::string_view key, bool value) {
+  // Exactly bool: a plain `bool` overload would also win for ints and
+  // const char* (a standard conversion beats AlphaNum's user-defined one).
+  template <typename T, typename = std::enable_if_t<std::is_same_v<T, bool>>>
+  LogLine& Kv(absl::string_view key, T value) {
     return Kv(key, absl::AlphaNum(value ? "true" : "false"));
   }
 
