@@ -205,11 +205,11 @@ absl::StatusOr<Broker::SessionGrant> Broker::OpenSession(
       .Kv("uid", cred.uid)
       .Kv("gid", cred.gid)
       .Kv("pid", cred.pid)
-      .Kv("client", LogQuote(client_name.substr(0, 128)));
+      .Kv("client", client_name.substr(0, 128));
   return SessionGrant{id, std::move(secret)};
 }
 
-void Broker::CloseSession(uint64_t session_id) {
+void Broker::CloseSession(uint64_t session_id, std::string_view reason) {
   {
     absl::MutexLock l(&mu_);
     auto it = sessions_.find(session_id);
@@ -228,7 +228,7 @@ void Broker::CloseSession(uint64_t session_id) {
     uid = it->second->cred.uid;
   }
   for (uint32_t id : ids) {
-    (void)Release(id, "session closed");
+    (void)Release(id, std::string(reason));
   }
   absl::MutexLock l(&mu_);
   sessions_.erase(session_id);
@@ -532,7 +532,7 @@ absl::StatusOr<BindingView> Broker::Bind(const Caller& caller, BindParams p) {
       .Kv("queues", absl::StrJoin(queues, ","))
       .Kv("bytes", size)
       .Kv("flows", p.flows.size())
-      .Kv("prepared", LogQuote(prep_desc));
+      .Kv("prepared", prep_desc);
   return out;
 }
 
@@ -578,7 +578,7 @@ absl::Status Broker::Release(uint32_t id, std::string reason) {
       .Kv("session", v.session_id)
       .Kv("uid", v.uid)
       .Kv("device", v.device)
-      .Kv("reason", LogQuote(reason))
+      .Kv("reason", reason)
       .Kv("state", std::string(BindingStateName(r.view.state)))
       .Kv("outstanding_chunks", out.outstanding_chunks)
       .Kv("teardown_us", absl::ToInt64Microseconds(took));
@@ -851,7 +851,7 @@ void Broker::Shutdown() {
     shut_down_ = true;
     for (const auto& [id, s] : sessions_) ids.push_back(id);
   }
-  for (uint64_t id : ids) CloseSession(id);
+  for (uint64_t id : ids) CloseSession(id, "daemon stopping");
   Housekeeping();
   absl::ReaderMutexLock l(&mu_);
   uint64_t outstanding = 0;

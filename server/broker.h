@@ -211,8 +211,10 @@ class Broker {
   absl::StatusOr<SessionGrant> OpenSession(const PeerCred& cred,
                                            std::string client_name,
                                            std::shared_ptr<SessionSink> sink);
-  // Releases every binding of the session and drops its tickets. Idempotent.
-  void CloseSession(uint64_t session_id);
+  // Releases every binding of the session (with `reason` in the record and
+  // logs) and drops its tickets. Idempotent.
+  void CloseSession(uint64_t session_id,
+                    std::string_view reason = "session closed");
   // A Caller for (id, secret), compared in constant time. PermissionDenied
   // for an unknown session or a wrong secret (one message for both).
   absl::StatusOr<Caller> Authenticate(uint64_t session_id,

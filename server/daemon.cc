@@ -147,13 +147,16 @@ void Daemon::Stop() {
     stopping_ = true;
   }
   if (housekeeping_.joinable()) housekeeping_.join();
-  if (service_) service_->StopWatches();
-  if (grpc_)
-    grpc_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
-  // Closing every session releases every binding and restores the NIC.
-  if (fd_server_) fd_server_->Stop();
+  // First what matters: release every binding (restoring the NIC), then
+  // close the sessions, then stop serving.
   if (broker_) broker_->Shutdown();
-  if (grpc_) grpc_->Wait();
+  if (fd_server_) fd_server_->Stop();
+  if (service_) service_->StopWatches();
+  // In-flight calls get a moment; after it gRPC cancels them.
+  if (grpc_) {
+    grpc_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Milliseconds(200)));
+    grpc_->Wait();
+  }
   metrics_.reset();
   if (started_) {
     ::unlink(api_socket().c_str());

@@ -263,7 +263,7 @@ bool FdServer::Reply(Conn& conn, uint64_t request_id,
       .Kv("uid", conn.cred().uid)
       .Kv("pid", conn.cred().pid)
       .Kv("reason", std::string(reason))
-      .Kv("message", LogQuote(std::string(status.message())));
+      .Kv("message", std::string(status.message()));
   v1::FdMessage m;
   m.set_request_id(request_id);
   *m.mutable_error() = fdsock::StatusToError(status, reason);

@@ -145,7 +145,7 @@ absl::StatusOr<std::unique_ptr<devmem::Provider>> MakeProvider(
 int Fail(std::string_view what, const absl::Status& s) {
   DEVMEM_LOG(kError, "devmemd_failed")
       .Kv("step", std::string(what))
-      .Kv("error", devmem::LogQuote(s.ToString()));
+      .Kv("error", s.ToString());
   std::fprintf(stderr, "devmemd: %s: %s\n", std::string(what).c_str(),
                s.ToString().c_str());
   return 1;
@@ -166,7 +166,19 @@ int main(int argc, char** argv) {
 
   absl::SetProgramUsageMessage(
       "devmemd: binds jobs' dmabufs to NIC queues for devmem TCP");
-  absl::ParseCommandLine(argc, argv);
+  // Accept --run-dir as well as --run_dir (Abseil flag names use '_').
+  std::vector<std::string> args(argv, argv + argc);
+  std::vector<char*> fixed;
+  for (std::string& a : args) {
+    if (a.rfind("--", 0) == 0) {
+      const size_t end = std::min(a.find('='), a.size());
+      for (size_t i = 2; i < end; ++i) {
+        if (a[i] == '-') a[i] = '_';
+      }
+    }
+    fixed.push_back(a.data());
+  }
+  absl::ParseCommandLine(static_cast<int>(fixed.size()), fixed.data());
   if (const std::string l = absl::GetFlag(FLAGS_log_level); !l.empty()) {
     devmem::SetMinLogLevel(l == "debug"     ? devmem::LogLevel::kDebug
                            : l == "warning" ? devmem::LogLevel::kWarning
@@ -193,7 +205,7 @@ int main(int argc, char** argv) {
       auto reloaded = BuildConfig();
       if (!reloaded.ok()) {
         DEVMEM_LOG(kError, "reload_failed")
-            .Kv("error", devmem::LogQuote(reloaded.status().ToString()));
+            .Kv("error", reloaded.status().ToString());
         continue;
       }
       daemon.Reload(*reloaded);

@@ -24,11 +24,10 @@ DevmemService::DevmemService(Broker* broker, RpcObserver* observer)
     : broker_(broker), observer_(observer) {}
 
 absl::StatusOr<Caller> DevmemService::CallerOf(grpc::ServerContext* ctx) {
-  // Unix peers are "unix:..." and in-process ones "inproc"; TCP peers
-  // ("ipv4:", "ipv6:") may only read.
+  // Only TCP peers ("ipv4:", "ipv6:") are remote and may only read; Unix
+  // ("unix:") and in-process peers are local.
   const std::string peer = ctx->peer();
-  const bool local =
-      peer.rfind("unix:", 0) == 0 || peer.rfind("inproc", 0) == 0;
+  const bool local = peer.rfind("ipv4:", 0) != 0 && peer.rfind("ipv6:", 0) != 0;
   const std::string_view id = Meta(ctx, kSessionHeader);
   const std::string_view secret = Meta(ctx, kSecretHeader);
   if (id.empty() && secret.empty()) {
