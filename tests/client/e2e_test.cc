@@ -3,22 +3,30 @@
 // library. Every wait is a condition polled against a deadline; the only
 // timing check is the issue's "a killed job's binding is released within
 // 1 s" (measured and logged; asserted with that bound).
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/client.h"
+#include "client/demo/pattern.h"
+#include "client/dmabuf/dmabuf.h"
+#include "client/tx_sender.h"
 #include "gtest/gtest.h"
 
 #ifndef DEVMEM_BIN_DIR
@@ -327,6 +335,68 @@ TEST_F(E2eTest, AJobThatNeverReturnsTokensStallsOnlyItself) {
   EXPECT_TRUE(hog->Running()) << "the stalled job is still waiting";
   EXPECT_TRUE(s_hog->Running()) << "its sender is held back by TCP";
   EXPECT_LE(BytesReceived(hog_id), 1u << 20);
+}
+
+TEST_F(E2eTest, TxSenderSendsRangesAndGetsCompletions) {
+  // The peer: a plain TCP listener that checks the stream.
+  UniqueFd l(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  ASSERT_EQ(::bind(l.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  ASSERT_EQ(::listen(l.get(), 1), 0);
+  ASSERT_EQ(::getsockname(l.get(), reinterpret_cast<sockaddr*>(&a), &len), 0);
+  constexpr uint64_t kTotal = 8 << 20;
+  std::optional<uint64_t> bad;
+  uint64_t received = 0;
+  std::thread peer([&] {
+    UniqueFd c(::accept(l.get(), nullptr, nullptr));
+    std::vector<std::byte> buf(1 << 16);
+    for (;;) {
+      const ssize_t n = ::recv(c.get(), buf.data(), buf.size(), 0);
+      if (n <= 0) break;
+      if (!bad) {
+        bad = demo::VerifyPattern(received,
+                                  absl::MakeConstSpan(buf.data(), size_t(n)));
+      }
+      received += static_cast<uint64_t>(n);
+      if (received >= kTotal) break;
+    }
+  });
+
+  ClientOptions o;
+  o.run_dir = dir_;
+  auto client = Client::Connect(o);
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto buf = Dmabuf::CreateMemfd("tx", 1 << 20);
+  ASSERT_TRUE(buf.ok());
+  auto map = buf->Map();
+  ASSERT_TRUE(map.ok());
+  auto binding = (*client)->BindTx(buf->fd(), "sim0");
+  ASSERT_TRUE(binding.ok()) << binding.status();
+  auto tx = (*client)->OpenTx(*binding,
+                              absl::StrCat("127.0.0.1:", ntohs(a.sin_port)));
+  ASSERT_TRUE(tx.ok()) << tx.status();
+  uint64_t pos = 0;
+  while (pos < kTotal) {
+    auto r = tx->Allocate(64 << 10);
+    if (!r.ok()) {
+      ASSERT_EQ(r.status().code(), absl::StatusCode::kUnavailable)
+          << r.status();
+      ASSERT_TRUE(tx->PollCompletions(absl::Seconds(10)).ok());
+      continue;
+    }
+    demo::FillPattern(pos, absl::MakeSpan(map->data() + r->offset, r->length));
+    ASSERT_TRUE(tx->Send(*r).ok());
+    pos += r->length;
+  }
+  ASSERT_TRUE(tx->Flush(absl::Seconds(30)).ok());
+  EXPECT_EQ(tx->stats().in_flight, 0u);
+  EXPECT_EQ(tx->stats().completed, tx->stats().sends);
+  peer.join();
+  EXPECT_EQ(received, kTotal);
+  EXPECT_FALSE(bad.has_value()) << "first bad byte at " << *bad;
 }
 
 }  // namespace
