@@ -86,19 +86,35 @@ uint32_t ClientCore::BindingOf(const v1::FdMessage& m) {
 
 void ClientCore::Route(v1::FdMessage m) {
   auto it = queues_.find(BindingOf(m));
-  // Events of bindings nobody opened are dropped: their tokens go back when
-  // the binding is released.
-  if (it != queues_.end()) it->second.push_back(std::move(m));
+  if (it != queues_.end()) {
+    it->second.push_back(std::move(m));
+    return;
+  }
+  // Kept until the binding's queue opens; dropped ones keep their tokens
+  // only until the binding is released.
+  orphans_.push_back(std::move(m));
+  if (orphans_.size() > kMaxOrphans) orphans_.pop_front();
 }
 
 void ClientCore::OpenQueue(uint32_t binding_id) {
   absl::MutexLock l(&mu_);
-  queues_.try_emplace(binding_id);
+  std::deque<v1::FdMessage>& q = queues_[binding_id];
+  for (auto it = orphans_.begin(); it != orphans_.end();) {
+    if (BindingOf(*it) == binding_id) {
+      q.push_back(std::move(*it));
+      it = orphans_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 void ClientCore::CloseQueue(uint32_t binding_id) {
   absl::MutexLock l(&mu_);
   queues_.erase(binding_id);
+  std::erase_if(orphans_, [binding_id](const v1::FdMessage& m) {
+    return BindingOf(m) == binding_id;
+  });
 }
 
 absl::StatusOr<std::optional<v1::FdMessage>> ClientCore::NextEvent(
@@ -167,6 +183,7 @@ void ClientCore::CloseSession() {
   absl::MutexLock l(&mu_);
   session_.reset();
   queues_.clear();
+  orphans_.clear();
 }
 
 namespace {

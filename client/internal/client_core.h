@@ -99,6 +99,11 @@ class ClientCore {
   std::unique_ptr<fdsock::FdSessionClient> session_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint32_t, std::deque<v1::FdMessage>> queues_
       ABSL_GUARDED_BY(mu_);
+  // Events of bindings with no queue yet (frags may arrive, and be read
+  // while another binding waits, before Bind's reply is processed).
+  // Bounded: the oldest are dropped beyond kMaxOrphans.
+  static constexpr size_t kMaxOrphans = 1024;
+  std::deque<v1::FdMessage> orphans_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace devmem::client_internal
