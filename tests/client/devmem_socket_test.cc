@@ -282,10 +282,14 @@ struct FakeKernel {
         errno = ans.err;
         return -1;
       }
-      std::memcpy(msg->msg_control, ans.control.data(), ans.control.size());
+      if (!ans.control.empty()) {
+        std::memcpy(msg->msg_control, ans.control.data(), ans.control.size());
+      }
       msg->msg_controllen = ans.control.size();
-      std::memcpy(msg->msg_iov[0].iov_base, ans.linear.data(),
-                  ans.linear.size());
+      if (!ans.linear.empty()) {
+        std::memcpy(msg->msg_iov[0].iov_base, ans.linear.data(),
+                    ans.linear.size());
+      }
       msg->msg_flags = ans.ctrunc ? MSG_CTRUNC : 0;
       return ans.bytes;
     };
