@@ -179,6 +179,11 @@ absl::Status ClientCore::Unbind(uint32_t binding_id) {
   return s;
 }
 
+bool ClientCore::session_open() {
+  absl::MutexLock l(&mu_);
+  return session_ != nullptr;
+}
+
 void ClientCore::CloseSession() {
   absl::MutexLock l(&mu_);
   session_.reset();
@@ -259,6 +264,8 @@ Binding& Binding::operator=(Binding&& other) noexcept {
 
 Binding::~Binding() {
   if (!active()) return;
+  // The Client went first: closing its session released this binding.
+  if (!core_->session_open()) return;
   absl::Status s = Unbind();
   if (!s.ok() && s.code() != absl::StatusCode::kUnavailable) {
     DEVMEM_LOG(kWarning, "client_unbind_failed")

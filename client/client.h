@@ -88,7 +88,11 @@ struct RxBindOptions {
 
 // A bound dmabuf (RX queues or TX) on a device. RAII: destroying an active
 // Binding unbinds it (errors are logged, not returned: call Unbind() to see
-// them). Movable, not copyable.
+// them); if its Client was destroyed first, the session's close already
+// released it and nothing is sent. Movable, not copyable.
+//
+// Thread safety: a Binding is not thread-safe (like a value); distinct
+// Bindings of one Client may be used from different threads.
 class Binding {
  public:
   Binding() = default;
@@ -206,8 +210,10 @@ class Client {
 
   // The sender of a TX binding. Sim: `peer` is "HOST:PORT" the daemon
   // connects to (loopback). Kernel: `tcp` is the job's connected TCP socket
-  // (routed through the binding's device); `peer` is ignored. `buffer_bytes`
-  // and `chunk_size` describe the dmabuf (0: the binding's).
+  // (routed through the binding's device); `peer` is ignored. The buffer's
+  // size and chunk size are the binding's. Errors: InvalidArgument (not a
+  // TX binding of this client, `tcp` missing); the daemon's TxConnect error
+  // (sim: the peer refused); setsockopt(SO_ZEROCOPY)'s errno (kernel).
   absl::StatusOr<TxSender> OpenTx(const Binding& binding, std::string_view peer,
                                   UniqueFd tcp = {});
 

@@ -77,6 +77,9 @@ class ClientCore {
 
   absl::Status Unbind(uint32_t binding_id);
 
+  // False once CloseSession ran (the daemon released every binding then).
+  bool session_open();
+
   // Closes the session (the daemon releases its bindings). Idempotent.
   void CloseSession();
 

@@ -337,6 +337,55 @@ TEST_F(E2eTest, AJobThatNeverReturnsTokensStallsOnlyItself) {
   EXPECT_LE(BytesReceived(hog_id), 1u << 20);
 }
 
+TEST_F(E2eTest, BindingRaiiAndSessionClose) {
+  ClientOptions o;
+  o.run_dir = dir_;
+  auto client = Client::Connect(o);
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto buf = Dmabuf::CreateMemfd("raii", 1 << 20);
+  ASSERT_TRUE(buf.ok());
+  RxBindOptions rx;
+  rx.device = "sim0";
+  rx.queue_ids = {5};
+  uint32_t first = 0;
+  {
+    auto b = (*client)->BindRx(buf->fd(), rx);
+    ASSERT_TRUE(b.ok()) << b.status();
+    first = b->id();
+    Binding moved = *std::move(b);  // the move leaves nothing to unbind
+    EXPECT_TRUE(moved.active());
+    EXPECT_EQ(Active().size(), 1u);
+  }  // destroyed: unbound
+  auto after = observer_->GetBinding(first);
+  ASSERT_TRUE(after.ok());
+  EXPECT_NE(after->state(), v1::BINDING_STATE_ACTIVE);
+  EXPECT_EQ(after->release_reason(), "unbind");
+
+  // Queue 5 is free again; this binding outlives its Client.
+  auto b = (*client)->BindRx(buf->fd(), rx);
+  ASSERT_TRUE(b.ok()) << b.status();
+  const uint32_t second = b->id();
+  client->reset();  // closes the session
+  EXPECT_TRUE(WaitFor([&] {
+    auto v = observer_->GetBinding(second);
+    return v.ok() && v->state() == v1::BINDING_STATE_RELEASED;
+  }));
+  auto v = observer_->GetBinding(second);
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->release_reason(), "session closed");
+  b = absl::UnavailableError("drop the binding after its client");
+
+  // Errors carry the daemon's code and message.
+  auto c2 = Client::Connect(o);
+  ASSERT_TRUE(c2.ok());
+  rx.queue_ids = {99};
+  auto bad = (*c2)->BindRx(buf->fd(), rx);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument)
+      << bad.status();
+  EXPECT_NE(bad.status().message().find("99"), absl::string_view::npos)
+      << bad.status();
+}
+
 TEST_F(E2eTest, TxSenderSendsRangesAndGetsCompletions) {
   // The peer: a plain TCP listener that checks the stream.
   UniqueFd l(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
