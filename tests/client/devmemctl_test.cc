@@ -1,9 +1,11 @@
 // devmemctl's argument parsing, help, exit codes and table/JSON output,
 // without a daemon.
+#include <cstdlib>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "client/client.h"
 #include "client/devmemctl_cli.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -175,6 +177,16 @@ TEST(DevmemctlFormat, BindingsShowsOtherUsersAsCounts) {
   EXPECT_THAT(t, HasSubstr("14,15"));
   EXPECT_THAT(t, HasSubstr("active"));
   EXPECT_THAT(t, HasSubstr("other users: 2 active"));
+}
+
+TEST(ClientRunDir, FromDevmemSocketElseDefault) {
+  ::unsetenv("DEVMEM_SOCKET");
+  EXPECT_EQ(Client::DefaultRunDir(), "/run/devmemd");
+  ::setenv("DEVMEM_SOCKET", "/var/run/devmem/api.sock", 1);
+  EXPECT_EQ(Client::DefaultRunDir(), "/var/run/devmem");
+  ::setenv("DEVMEM_SOCKET", "/tmp", 1);  // a directory names itself
+  EXPECT_EQ(Client::DefaultRunDir(), "/tmp");
+  ::unsetenv("DEVMEM_SOCKET");
 }
 
 }  // namespace
