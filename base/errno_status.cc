@@ -2,7 +2,6 @@
 
 #include <cerrno>
 #include <cstring>
-
 #include <optional>
 
 #include "absl/strings/cord.h"
@@ -19,19 +18,41 @@ struct Name {
 
 // Only the values the project meets; others print as "errno N".
 constexpr Name kNames[] = {
-    {EPERM, "EPERM"},         {ENOENT, "ENOENT"},     {EINTR, "EINTR"},
-    {EIO, "EIO"},             {E2BIG, "E2BIG"},       {EBADF, "EBADF"},
-    {EAGAIN, "EAGAIN"},       {ENOMEM, "ENOMEM"},     {EACCES, "EACCES"},
-    {EFAULT, "EFAULT"},       {EBUSY, "EBUSY"},       {EEXIST, "EEXIST"},
-    {ENODEV, "ENODEV"},       {EINVAL, "EINVAL"},     {EMFILE, "EMFILE"},
-    {ENOSPC, "ENOSPC"},       {EPIPE, "EPIPE"},       {ERANGE, "ERANGE"},
-    {ENODATA, "ENODATA"},     {EPROTO, "EPROTO"},     {EMSGSIZE, "EMSGSIZE"},
-    {EOPNOTSUPP, "EOPNOTSUPP"}, {ENOBUFS, "ENOBUFS"}, {ECONNRESET, "ECONNRESET"},
-    {ENOTCONN, "ENOTCONN"},   {ETIMEDOUT, "ETIMEDOUT"},
-    {ECONNREFUSED, "ECONNREFUSED"}, {EHOSTUNREACH, "EHOSTUNREACH"},
-    {ENOTSOCK, "ENOTSOCK"},   {EPROTONOSUPPORT, "EPROTONOSUPPORT"},
-    {ESRCH, "ESRCH"},         {ENOTDIR, "ENOTDIR"},   {EISDIR, "EISDIR"},
-    {kEnotsupp, "ENOTSUPP"},  {kEtoosmall, "ETOOSMALL"},
+    {EPERM, "EPERM"},
+    {ENOENT, "ENOENT"},
+    {EINTR, "EINTR"},
+    {EIO, "EIO"},
+    {E2BIG, "E2BIG"},
+    {EBADF, "EBADF"},
+    {EAGAIN, "EAGAIN"},
+    {ENOMEM, "ENOMEM"},
+    {EACCES, "EACCES"},
+    {EFAULT, "EFAULT"},
+    {EBUSY, "EBUSY"},
+    {EEXIST, "EEXIST"},
+    {ENODEV, "ENODEV"},
+    {EINVAL, "EINVAL"},
+    {EMFILE, "EMFILE"},
+    {ENOSPC, "ENOSPC"},
+    {EPIPE, "EPIPE"},
+    {ERANGE, "ERANGE"},
+    {ENODATA, "ENODATA"},
+    {EPROTO, "EPROTO"},
+    {EMSGSIZE, "EMSGSIZE"},
+    {EOPNOTSUPP, "EOPNOTSUPP"},
+    {ENOBUFS, "ENOBUFS"},
+    {ECONNRESET, "ECONNRESET"},
+    {ENOTCONN, "ENOTCONN"},
+    {ETIMEDOUT, "ETIMEDOUT"},
+    {ECONNREFUSED, "ECONNREFUSED"},
+    {EHOSTUNREACH, "EHOSTUNREACH"},
+    {ENOTSOCK, "ENOTSOCK"},
+    {EPROTONOSUPPORT, "EPROTONOSUPPORT"},
+    {ESRCH, "ESRCH"},
+    {ENOTDIR, "ENOTDIR"},
+    {EISDIR, "EISDIR"},
+    {kEnotsupp, "ENOTSUPP"},
+    {kEtoosmall, "ETOOSMALL"},
 };
 
 constexpr char kErrnoPayloadUrl[] = "type.devmem.dev/errno";
@@ -60,12 +81,12 @@ std::string ErrnoName(int errnum) {
 
 absl::Status ErrnoToStatus(int errnum, absl::string_view context) {
   if (errnum == 0) return absl::OkStatus();
-  const char* text = errnum == kEtoosmall ? "control buffer too small"
+  const char* text = errnum == kEtoosmall  ? "control buffer too small"
                      : errnum == kEnotsupp ? "operation not supported"
                                            : std::strerror(errnum);
-  absl::Status status(ErrnoToCode(errnum),
-                      absl::StrCat(context, ": ", text, " (",
-                                   ErrnoName(errnum), ")"));
+  absl::Status status(
+      ErrnoToCode(errnum),
+      absl::StrCat(context, ": ", text, " (", ErrnoName(errnum), ")"));
   status.SetPayload(kErrnoPayloadUrl, absl::Cord(absl::StrCat(errnum)));
   return status;
 }
@@ -87,7 +108,8 @@ int StatusErrno(const absl::Status& status) {
 absl::Status WithContext(const absl::Status& status,
                          absl::string_view context) {
   if (status.ok()) return status;
-  absl::Status out(status.code(), absl::StrCat(context, ": ", status.message()));
+  absl::Status out(status.code(),
+                   absl::StrCat(context, ": ", status.message()));
   status.ForEachPayload(
       [&out](absl::string_view url, const absl::Cord& payload) {
         out.SetPayload(url, payload);

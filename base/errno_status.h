@@ -13,15 +13,15 @@
 #define DEVMEM_BASE_ERRNO_STATUS_H_
 
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace devmem {
 
 // Kernel-internal errno values that glibc does not define.
-inline constexpr int kEtoosmall = 525;   // ETOOSMALL (include/linux/errno.h)
-inline constexpr int kEnotsupp = 524;    // ENOTSUPP (kernel-internal)
+inline constexpr int kEtoosmall = 525;  // ETOOSMALL (include/linux/errno.h)
+inline constexpr int kEnotsupp = 524;   // ENOTSUPP (kernel-internal)
 
 // The absl code for `errnum` (0 -> kOk).
 absl::StatusCode ErrnoToCode(int errnum);

@@ -59,14 +59,14 @@ void SetMinLogLevel(LogLevel level) {
 }
 
 bool LogEnabled(LogLevel level) {
-  return static_cast<int>(level) >=
-         MinLevel().load(std::memory_order_relaxed);
+  return static_cast<int>(level) >= MinLevel().load(std::memory_order_relaxed);
 }
 
 std::string LogQuote(absl::string_view value) {
   bool needs = value.empty();
   for (char c : value) {
-    if (c == ' ' || c == '=' || c == '"' || static_cast<unsigned char>(c) < 0x20) {
+    if (c == ' ' || c == '=' || c == '"' ||
+        static_cast<unsigned char>(c) < 0x20) {
       needs = true;
       break;
     }
@@ -94,11 +94,10 @@ LogLine::LogLine(LogLevel level, absl::string_view event)
   clock_gettime(CLOCK_REALTIME, &ts);
   tm utc;
   gmtime_r(&ts.tv_sec, &utc);
-  line_ = absl::StrFormat("ts=%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ level=%s event=%s",
-                          utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday,
-                          utc.tm_hour, utc.tm_min, utc.tm_sec,
-                          ts.tv_nsec / 1000, LevelName(level),
-                          LogQuote(event));
+  line_ = absl::StrFormat(
+      "ts=%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ level=%s event=%s",
+      utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min,
+      utc.tm_sec, ts.tv_nsec / 1000, LevelName(level), LogQuote(event));
 }
 
 LogLine& LogLine::Kv(absl::string_view key, const absl::AlphaNum& value) {

@@ -18,9 +18,9 @@
 #include <sstream>
 #include <string>
 #include <type_traits>
-#include "absl/strings/string_view.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 namespace devmem {
 
@@ -66,11 +66,12 @@ class CheckFailure {
 
 }  // namespace devmem
 
-#define DEVMEM_LOG(level, event) ::devmem::LogLine(::devmem::LogLevel::level, event)
+#define DEVMEM_LOG(level, event) \
+  ::devmem::LogLine(::devmem::LogLevel::level, event)
 
-#define DEVMEM_CHECK(cond)                                      \
-  if (__builtin_expect(!!(cond), 1)) {                          \
-  } else                                                        \
+#define DEVMEM_CHECK(cond)             \
+  if (__builtin_expect(!!(cond), 1)) { \
+  } else                               \
     ::devmem::internal::CheckFailure(__FILE__, __LINE__, #cond).stream()
 
 #endif  // DEVMEM_BASE_LOG_H_

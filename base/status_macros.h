@@ -16,10 +16,10 @@
 #define DEVMEM_STATUS_CONCAT_INNER_(a, b) a##b
 #define DEVMEM_STATUS_CONCAT_(a, b) DEVMEM_STATUS_CONCAT_INNER_(a, b)
 
-#define RETURN_IF_ERROR(expr)                                   \
-  do {                                                          \
-    ::absl::Status devmem_status_ = (expr);                     \
-    if (!devmem_status_.ok()) return devmem_status_;            \
+#define RETURN_IF_ERROR(expr)                        \
+  do {                                               \
+    ::absl::Status devmem_status_ = (expr);          \
+    if (!devmem_status_.ok()) return devmem_status_; \
   } while (0)
 
 #define DEVMEM_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, rexpr) \
@@ -27,8 +27,8 @@
   if (!tmp.ok()) return std::move(tmp).status();       \
   lhs = std::move(tmp).value()
 
-#define ASSIGN_OR_RETURN(lhs, rexpr)                                       \
-  DEVMEM_ASSIGN_OR_RETURN_IMPL_(                                           \
+#define ASSIGN_OR_RETURN(lhs, rexpr) \
+  DEVMEM_ASSIGN_OR_RETURN_IMPL_(     \
       DEVMEM_STATUS_CONCAT_(devmem_statusor_, __LINE__), lhs, rexpr)
 
 #endif  // DEVMEM_BASE_STATUS_MACROS_H_

@@ -16,7 +16,8 @@
 
 namespace devmem::uapi {
 
-// ---- Generic netlink family "netdev" (Documentation/netlink/specs/netdev.yaml)
+// ---- Generic netlink family "netdev"
+// (Documentation/netlink/specs/netdev.yaml)
 inline constexpr char kNetdevFamilyName[] = "netdev";
 inline constexpr uint8_t kNetdevFamilyVersion = 1;
 inline constexpr char kNetdevMcgrpMgmt[] = "mgmt";
@@ -24,21 +25,21 @@ inline constexpr char kNetdevMcgrpPagePool[] = "page-pool";
 
 // Commands (enum starts at 1).
 enum NetdevCmd : uint8_t {
-  kNetdevCmdDevGet = 1,            // 6.3
-  kNetdevCmdDevAddNtf = 2,         // 6.3
-  kNetdevCmdDevDelNtf = 3,         // 6.3
-  kNetdevCmdDevChangeNtf = 4,      // 6.3
-  kNetdevCmdPagePoolGet = 5,       // 6.8
-  kNetdevCmdPagePoolAddNtf = 6,    // 6.8
-  kNetdevCmdPagePoolDelNtf = 7,    // 6.8
-  kNetdevCmdPagePoolChangeNtf = 8, // 6.8
-  kNetdevCmdPagePoolStatsGet = 9,  // 6.8, CONFIG_PAGE_POOL_STATS
-  kNetdevCmdQueueGet = 10,         // 6.9
-  kNetdevCmdNapiGet = 11,          // 6.9
-  kNetdevCmdQstatsGet = 12,        // 6.10 (dump only)
-  kNetdevCmdBindRx = 13,           // 6.12 (GENL_ADMIN_PERM)
-  kNetdevCmdNapiSet = 14,          // 6.13
-  kNetdevCmdBindTx = 15,           // 6.16 (no permission check)
+  kNetdevCmdDevGet = 1,             // 6.3
+  kNetdevCmdDevAddNtf = 2,          // 6.3
+  kNetdevCmdDevDelNtf = 3,          // 6.3
+  kNetdevCmdDevChangeNtf = 4,       // 6.3
+  kNetdevCmdPagePoolGet = 5,        // 6.8
+  kNetdevCmdPagePoolAddNtf = 6,     // 6.8
+  kNetdevCmdPagePoolDelNtf = 7,     // 6.8
+  kNetdevCmdPagePoolChangeNtf = 8,  // 6.8
+  kNetdevCmdPagePoolStatsGet = 9,   // 6.8, CONFIG_PAGE_POOL_STATS
+  kNetdevCmdQueueGet = 10,          // 6.9
+  kNetdevCmdNapiGet = 11,           // 6.9
+  kNetdevCmdQstatsGet = 12,         // 6.10 (dump only)
+  kNetdevCmdBindRx = 13,            // 6.12 (GENL_ADMIN_PERM)
+  kNetdevCmdNapiSet = 14,           // 6.13
+  kNetdevCmdBindTx = 15,            // 6.16 (no permission check)
 };
 
 // Attribute set "dev".
@@ -123,8 +124,8 @@ inline constexpr uint16_t kNetdevAQueueIdId = kNetdevAQueueId;
 inline constexpr uint16_t kNetdevAQueueIdType = kNetdevAQueueType;
 
 // ---- Socket side (asm-generic/socket.h, 6.12) -------------------------------
-inline constexpr int kSoDevmemLinear = 78;    // == SCM_DEVMEM_LINEAR
-inline constexpr int kSoDevmemDmabuf = 79;    // == SCM_DEVMEM_DMABUF
+inline constexpr int kSoDevmemLinear = 78;  // == SCM_DEVMEM_LINEAR
+inline constexpr int kSoDevmemDmabuf = 79;  // == SCM_DEVMEM_DMABUF
 inline constexpr int kSoDevmemDontneed = 80;
 inline constexpr int kScmDevmemLinear = kSoDevmemLinear;
 inline constexpr int kScmDevmemDmabuf = kSoDevmemDmabuf;

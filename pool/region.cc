@@ -36,7 +36,9 @@ inline std::atomic_ref<uint64_t> Lent(ChunkMeta& m) {
 inline uint64_t PackLent(LenderId lender, uint32_t count) {
   return (uint64_t{lender} << 32) | count;
 }
-inline LenderId LentLender(uint64_t v) { return static_cast<LenderId>(v >> 32); }
+inline LenderId LentLender(uint64_t v) {
+  return static_cast<LenderId>(v >> 32);
+}
 inline uint32_t LentCount(uint64_t v) { return static_cast<uint32_t>(v); }
 
 // The metadata array: an address-space reservation that the kernel backs with
@@ -48,9 +50,9 @@ class MetaArray {
     void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "cannot reserve ", bytes, " bytes of chunk metadata for ", n,
-          " chunks"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("cannot reserve ", bytes,
+                       " bytes of chunk metadata for ", n, " chunks"));
     }
     return std::unique_ptr<MetaArray>(
         new MetaArray(static_cast<ChunkMeta*>(p), bytes));
@@ -145,7 +147,8 @@ absl::StatusOr<std::shared_ptr<Region>> Region::Create(RegionOptions options) {
     return absl::InvalidArgumentError(absl::StrCat(what, ": size is zero"));
   }
   if (!std::has_single_bit(options.chunk_size) ||
-      options.chunk_size < kMinChunkSize || options.chunk_size > kMaxChunkSize) {
+      options.chunk_size < kMinChunkSize ||
+      options.chunk_size > kMaxChunkSize) {
     return absl::InvalidArgumentError(absl::StrCat(
         what, ": chunk size ", options.chunk_size,
         " must be a power of two from ", kMinChunkSize, " to ", kMaxChunkSize));
@@ -153,14 +156,14 @@ absl::StatusOr<std::shared_ptr<Region>> Region::Create(RegionOptions options) {
   const uint32_t shift = std::countr_zero(options.chunk_size);
   const uint64_t n = options.size_bytes >> shift;
   if (n == 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, ": ", options.size_bytes,
-                     " bytes is smaller than one chunk of ", options.chunk_size));
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": ", options.size_bytes, " bytes is smaller than one chunk of ",
+        options.chunk_size));
   }
   if (n > kMaxChunks) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, ": ", n, " chunks is more than the limit of ", kMaxChunks,
-        "; use a larger chunk size"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": ", n, " chunks is more than the limit of ",
+                     kMaxChunks, "; use a larger chunk size"));
   }
   auto meta = pool_internal::MetaArray::Create(n);
   if (!meta.ok()) return meta.status();
@@ -193,9 +196,9 @@ Region::~Region() {
   if (out.outstanding_chunks != 0) {
     // A holder dropped its shared_ptr while keeping chunk handles: a bug in
     // the caller. Say so; the handles must not be used again.
-    std::string msg = absl::StrCat("devmem pool: ", name_, " destroyed with ",
-                                   out.outstanding_chunks,
-                                   " chunks outstanding\n");
+    std::string msg =
+        absl::StrCat("devmem pool: ", name_, " destroyed with ",
+                     out.outstanding_chunks, " chunks outstanding\n");
     (void)!::write(STDERR_FILENO, msg.data(), msg.size());
   }
 }
@@ -209,19 +212,20 @@ Cache& Region::MyCache() { return caches_[ThreadSeq() & cache_mask_]; }
 
 absl::Status Region::CheckChunk(Chunk c, const char* op) const {
   if (c.region != id_) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        name_, ": ", op, " of chunk ", c.index, " of region ", c.region,
-        ", which is not this region (", id_, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(name_, ": ", op, " of chunk ", c.index, " of region ",
+                     c.region, ", which is not this region (", id_, ")"));
   }
   if (c.index >= num_chunks_) {
-    return absl::InvalidArgumentError(absl::StrCat(name_, ": ", op, " of chunk ",
-                                                   c.index, ", beyond its ",
-                                                   num_chunks_, " chunks"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(name_, ": ", op, " of chunk ", c.index, ", beyond its ",
+                     num_chunks_, " chunks"));
   }
   return absl::OkStatus();
 }
 
-// ---- Allocation ---------------------------------------------------------------
+// ---- Allocation
+// ---------------------------------------------------------------
 
 absl::StatusOr<Chunk> Region::Alloc() {
   Cache& cache = MyCache();
@@ -300,11 +304,13 @@ uint32_t Region::Refill(Cache& cache) ABSL_NO_THREAD_SAFETY_ANALYSIS {
       ++got;
     }
     const uint64_t carved = d.carved.load(std::memory_order_relaxed);
-    const uint64_t fresh = std::min<uint64_t>(kBatch - got, num_chunks_ - carved);
+    const uint64_t fresh =
+        std::min<uint64_t>(kBatch - got, num_chunks_ - carved);
     // Hand out never-used chunks lowest first, so the touched part of the
     // metadata stays compact.
     for (uint64_t i = 0; i < fresh; ++i) {
-      cache.slots[cache.count + fresh - 1 - i] = static_cast<uint32_t>(carved + i);
+      cache.slots[cache.count + fresh - 1 - i] =
+          static_cast<uint32_t>(carved + i);
     }
     cache.count += static_cast<uint32_t>(fresh);
     got += static_cast<uint32_t>(fresh);
@@ -333,7 +339,8 @@ uint32_t Region::Refill(Cache& cache) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   return 0;
 }
 
-// ---- Freeing --------------------------------------------------------------------
+// ---- Freeing
+// --------------------------------------------------------------------
 
 void Region::Recycle(const uint32_t* indices, size_t n) {
   Cache& cache = MyCache();
@@ -349,13 +356,14 @@ void Region::Recycle(const uint32_t* indices, size_t n) {
   ReleaseToFreeList(indices, n);
 }
 
-void Region::RecycleLocked(Cache& cache, const uint32_t* indices, size_t n)
-    ABSL_NO_THREAD_SAFETY_ANALYSIS {
+void Region::RecycleLocked(Cache& cache, const uint32_t* indices,
+                           size_t n) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   // REQUIRES: cache.lock held.
   RegionCounters::Add<int64_t>(cache.counters.allocated,
                                -static_cast<int64_t>(n));
   for (size_t i = 0; i < n; ++i) {
-    if (cache.count == kCacheSize) [[unlikely]] FlushLocked(cache);
+    if (cache.count == kCacheSize) [[unlikely]]
+      FlushLocked(cache);
     cache.slots[cache.count++] = indices[i];
   }
   RegionCounters::Add<uint64_t>(cache.counters.recycle_cached, n);
@@ -400,7 +408,8 @@ void Region::ReleaseToFreeList(const uint32_t* indices, size_t n) {
     RegionCounters::AddShared<uint64_t>(shared_counters_.recycle_released, n);
     RegionCounters::AddShared<int64_t>(shared_counters_.allocated,
                                        -static_cast<int64_t>(n));
-    if (!d.released && d.FreeLocked() == d.carved.load(std::memory_order_relaxed)) {
+    if (!d.released &&
+        d.FreeLocked() == d.carved.load(std::memory_order_relaxed)) {
       d.released = true;
       fire = std::move(d.on_released);
     }
@@ -431,12 +440,14 @@ absl::Status Region::RefError(Chunk c, const char* op) const {
     RegionCounters::AddShared<uint64_t>(shared_counters_.ref_errors, 1);
     return CheckChunk(c, op);
   }
-  return absl::FailedPreconditionError(absl::StrCat(
-      name_, ": ", op, " of chunk ", c.index, ", which is free (double free?)"));
+  return absl::FailedPreconditionError(
+      absl::StrCat(name_, ": ", op, " of chunk ", c.index,
+                   ", which is free (double free?)"));
 }
 
 absl::Status Region::Unref(Chunk c) {
-  if (!Contains(c)) [[unlikely]] return RefError(c, "unref");
+  if (!Contains(c)) [[unlikely]]
+    return RefError(c, "unref");
   switch (DropRef(c.index)) {
     case Drop::kLast:
       RecycleOne(c.index);
@@ -457,7 +468,8 @@ void Region::RecycleOne(uint32_t index) {
     ReleaseToFreeList(&index, 1);
     return;
   }
-  if (cache.count == kCacheSize) [[unlikely]] FlushLocked(cache);
+  if (cache.count == kCacheSize) [[unlikely]]
+    FlushLocked(cache);
   cache.slots[cache.count++] = index;
   RegionCounters::Add<int64_t>(cache.counters.allocated, -1);
   RegionCounters::Add<uint64_t>(cache.counters.recycle_cached, 1);
@@ -485,7 +497,8 @@ absl::Status Region::UnrefBulk(absl::Span<const Chunk> chunks) {
 }
 
 absl::Status Region::Ref(Chunk c) {
-  if (!Contains(c)) [[unlikely]] return RefError(c, "ref");
+  if (!Contains(c)) [[unlikely]]
+    return RefError(c, "ref");
   auto refs = Refs((*meta_)[c.index]);
   uint32_t r = refs.load(std::memory_order_relaxed);
   while (r != 0) {
@@ -501,7 +514,8 @@ absl::Status Region::Ref(Chunk c) {
   return RefError(c, "ref");
 }
 
-// ---- Tokens ----------------------------------------------------------------------
+// ---- Tokens
+// ----------------------------------------------------------------------
 
 absl::StatusOr<Token> Region::Lend(Chunk c, LenderId lender) {
   if (lender == 0) {
@@ -515,9 +529,9 @@ absl::StatusOr<Token> Region::Lend(Chunk c, LenderId lender) {
     const uint32_t count = LentCount(v);
     if (count != 0 && LentLender(v) != lender) {
       (void)Unref(c);
-      return absl::FailedPreconditionError(absl::StrCat(
-          name_, ": chunk ", c.index, " is lent to lender ", LentLender(v),
-          ", cannot lend it to ", lender));
+      return absl::FailedPreconditionError(
+          absl::StrCat(name_, ": chunk ", c.index, " is lent to lender ",
+                       LentLender(v), ", cannot lend it to ", lender));
     }
     if (count == UINT32_MAX) {
       (void)Unref(c);
@@ -569,9 +583,8 @@ TokenRelease Region::ReleaseTokens(LenderId lender,
         uint64_t v = lent.load(std::memory_order_relaxed);
         for (;;) {
           if (LentCount(v) == 0) {
-            bad = absl::FailedPreconditionError(
-                absl::StrCat(name_, ": token ", t,
-                             " is not lent (already released?)"));
+            bad = absl::FailedPreconditionError(absl::StrCat(
+                name_, ": token ", t, " is not lent (already released?)"));
             break;
           }
           if (LentLender(v) != lender) {
@@ -580,9 +593,9 @@ TokenRelease Region::ReleaseTokens(LenderId lender,
             break;
           }
           const uint32_t left = LentCount(v) - 1;
-          if (lent.compare_exchange_weak(
-                  v, left == 0 ? 0 : PackLent(lender, left),
-                  std::memory_order_acq_rel)) {
+          if (lent.compare_exchange_weak(v,
+                                         left == 0 ? 0 : PackLent(lender, left),
+                                         std::memory_order_acq_rel)) {
             break;
           }
         }
@@ -661,7 +674,8 @@ uint64_t Region::TokensHeld(LenderId lender) const {
   return held;
 }
 
-// ---- Lifetime ------------------------------------------------------------------
+// ---- Lifetime
+// ------------------------------------------------------------------
 
 absl::StatusOr<RetireReport> Region::Retire(std::function<void()> on_released) {
   pool_internal::Depot& d = *depot_;
@@ -708,8 +722,8 @@ absl::StatusOr<RetireReport> Region::Retire(std::function<void()> on_released) {
     }
     report.released = d.released;
   }
-  report.lent_tokens = static_cast<uint64_t>(
-      std::max<int64_t>(0, shared_counters_.lent.load(std::memory_order_relaxed)));
+  report.lent_tokens = static_cast<uint64_t>(std::max<int64_t>(
+      0, shared_counters_.lent.load(std::memory_order_relaxed)));
   if (fire) fire();
   return report;
 }
@@ -736,7 +750,8 @@ RetireReport Region::Outstanding() const {
   return report;
 }
 
-// ---- Stats -----------------------------------------------------------------------
+// ---- Stats
+// -----------------------------------------------------------------------
 
 RegionStats Region::Stats() const {
   RegionStats s;

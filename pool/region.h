@@ -65,23 +65,23 @@ class MetaArray;
 }  // namespace pool_internal
 
 struct RegionOptions {
-  uint64_t size_bytes = 0;    // > 0; a tail shorter than a chunk is unused
-  uint32_t chunk_size = 4096; // power of two in [kMinChunkSize, kMaxChunkSize]
+  uint64_t size_bytes = 0;     // > 0; a tail shorter than a chunk is unused
+  uint32_t chunk_size = 4096;  // power of two in [kMinChunkSize, kMaxChunkSize]
   // Chunks the shared ring holds before spilling to the provider free list
   // (the kernel's ptr_ring size). Rounded up to a multiple of kBatch.
   uint32_t ring_size = 1024;
   // Where the CPU sees the buffer, for host-mappable regions (memfd, udmabuf
   // mapped by the daemon). Empty for device memory. Must span size_bytes.
   std::optional<std::byte*> cpu_base;
-  std::string name;           // for messages ("binding 7"); optional
+  std::string name;  // for messages ("binding 7"); optional
 };
 
 // What is still out when Retire() is called (and later, in Stats()).
 struct RetireReport {
   uint64_t outstanding_chunks = 0;  // chunks with a reference held
   uint64_t outstanding_bytes = 0;
-  uint64_t lent_tokens = 0;         // of those, how many are lent to users
-  bool released = false;            // true if on_released already ran
+  uint64_t lent_tokens = 0;  // of those, how many are lent to users
+  bool released = false;     // true if on_released already ran
 };
 
 // Result of ReleaseTokens: valid tokens are always released, bad ones never
@@ -96,8 +96,8 @@ class Region {
  public:
   static constexpr uint32_t kMinChunkSize = 4096;
   static constexpr uint32_t kMaxChunkSize = 2u << 20;
-  static constexpr uint32_t kCacheSize = 128;  // PP_ALLOC_CACHE_SIZE
-  static constexpr uint32_t kBatch = 64;       // PP_ALLOC_CACHE_REFILL
+  static constexpr uint32_t kCacheSize = 128;       // PP_ALLOC_CACHE_SIZE
+  static constexpr uint32_t kBatch = 64;            // PP_ALLOC_CACHE_REFILL
   static constexpr uint32_t kMaxTokenRanges = 128;  // as SO_DEVMEM_DONTNEED
   static constexpr uint64_t kMaxChunks = (1ull << 32) - 2;
 
@@ -134,10 +134,11 @@ class Region {
   // than asked means the region ran dry (or was retired: then 0).
   size_t AllocBulk(absl::Span<Chunk> out);
 
-  // ---- References -------------------------------------------------------------
-  // REQUIRES: the caller holds a reference to `c` (so it cannot be free).
-  // InvalidArgument for a chunk of another region or out of range;
-  // FailedPrecondition (and ref_errors++) for a chunk that is free.
+  // ---- References
+  // ------------------------------------------------------------- REQUIRES: the
+  // caller holds a reference to `c` (so it cannot be free). InvalidArgument for
+  // a chunk of another region or out of range; FailedPrecondition (and
+  // ref_errors++) for a chunk that is free.
   absl::Status Ref(Chunk c);
   // Drops one reference; the last one returns the chunk to the pool. Same
   // errors as Ref(); a chunk that is already free is left untouched.
@@ -148,11 +149,12 @@ class Region {
   // chunk is still unreferenced.
   absl::Status UnrefBulk(absl::Span<const Chunk> chunks);
 
-  // ---- Tokens -----------------------------------------------------------------
-  // Lends `c` to `lender`: takes one reference and returns the token (the
-  // chunk index). A chunk may be lent several times to the same lender (it
-  // must then be released as many times); lending it to a second lender while
-  // the first holds tokens is FailedPrecondition. lender must be non-zero.
+  // ---- Tokens
+  // ----------------------------------------------------------------- Lends `c`
+  // to `lender`: takes one reference and returns the token (the chunk index). A
+  // chunk may be lent several times to the same lender (it must then be
+  // released as many times); lending it to a second lender while the first
+  // holds tokens is FailedPrecondition. lender must be non-zero.
   absl::StatusOr<Token> Lend(Chunk c, LenderId lender);
   // Gives back tokens, as SO_DEVMEM_DONTNEED: up to kMaxTokenRanges ranges.
   // More ranges, a zero lender or an overflowing range: InvalidArgument and
@@ -167,11 +169,12 @@ class Region {
   // How many tokens `lender` holds. O(used); for tests and reports.
   uint64_t TokensHeld(LenderId lender) const;
 
-  // ---- Lifetime ---------------------------------------------------------------
-  // Stops all new allocations and arranges for `on_released` to run exactly
-  // once, when the last outstanding chunk comes back: inside this call if
-  // nothing is outstanding, else on the thread dropping the last reference.
-  // Chunks still out may be Ref'd, Unref'd and their tokens released as usual.
+  // ---- Lifetime
+  // --------------------------------------------------------------- Stops all
+  // new allocations and arranges for `on_released` to run exactly once, when
+  // the last outstanding chunk comes back: inside this call if nothing is
+  // outstanding, else on the thread dropping the last reference. Chunks still
+  // out may be Ref'd, Unref'd and their tokens released as usual.
   // FailedPrecondition if already retired. on_released must not call back into
   // this Region's Retire().
   absl::StatusOr<RetireReport> Retire(std::function<void()> on_released);
@@ -180,7 +183,8 @@ class Region {
   // What is outstanding now (exact once retired; a snapshot before).
   RetireReport Outstanding() const;
 
-  // ---- Stats --------------------------------------------------------------------
+  // ---- Stats
+  // --------------------------------------------------------------------
   // Lock-free snapshot; counters are monotonic, gauges are a racy sum that is
   // exact when the region is quiescent.
   RegionStats Stats() const;

@@ -32,7 +32,7 @@ struct RegionStats {
   // Gauges.
   uint64_t inflight_chunks = 0;  // chunks with a reference held
   uint64_t inflight_bytes = 0;
-  uint64_t lent_tokens = 0;      // tokens outstanding
+  uint64_t lent_tokens = 0;  // tokens outstanding
   uint64_t capacity_chunks = 0;
   uint64_t chunk_size = 0;
   bool retired = false;

@@ -10,14 +10,15 @@ namespace devmem {
 absl::StatusOr<TxArena> TxArena::Create(uint64_t size_bytes,
                                         uint32_t chunk_size) {
   if (!std::has_single_bit(chunk_size) || chunk_size < 4096) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "tx arena: chunk size ", chunk_size, " must be a power of two >= 4096"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("tx arena: chunk size ", chunk_size,
+                     " must be a power of two >= 4096"));
   }
   const uint64_t n = size_bytes / chunk_size;
   if (n == 0 || n > UINT32_MAX) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "tx arena: ", size_bytes, " bytes gives ", n, " chunks of ", chunk_size,
-        "; need 1 to ", UINT32_MAX));
+    return absl::InvalidArgumentError(
+        absl::StrCat("tx arena: ", size_bytes, " bytes gives ", n,
+                     " chunks of ", chunk_size, "; need 1 to ", UINT32_MAX));
   }
   return TxArena(n, chunk_size);
 }
@@ -50,9 +51,9 @@ absl::StatusOr<TxRange> TxArena::Allocate(uint64_t bytes) {
     return absl::FailedPreconditionError("tx arena: retired, no new sends");
   }
   if (bytes == 0 || bytes > num_chunks_ * chunk_size_) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("tx arena: send of ", bytes, " bytes; must be 1 to ",
-                     num_chunks_ * chunk_size_));
+    return absl::InvalidArgumentError(absl::StrCat("tx arena: send of ", bytes,
+                                                   " bytes; must be 1 to ",
+                                                   num_chunks_ * chunk_size_));
   }
   const uint64_t n = (bytes + chunk_size_ - 1) / chunk_size_;
   if (sends_.empty()) head_ = 0;  // Everything is free: start at the bottom.

@@ -31,9 +31,9 @@
 namespace devmem {
 
 struct TxRange {
-  uint32_t id = 0;          // notification id of this send
-  uint64_t offset = 0;      // byte offset in the buffer (chunk aligned)
-  uint64_t length = 0;      // bytes asked for
+  uint32_t id = 0;      // notification id of this send
+  uint64_t offset = 0;  // byte offset in the buffer (chunk aligned)
+  uint64_t length = 0;  // bytes asked for
   uint32_t first_chunk = 0;
   uint32_t num_chunks = 0;
 };

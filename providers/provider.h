@@ -55,8 +55,8 @@ struct Capability {
 
 struct QueueInfo {
   uint32_t id = 0;
-  bool rx = true;                       // queue-type rx (0) or tx (1)
-  std::optional<uint32_t> binding_id;   // dmabuf id bound to this RX queue
+  bool rx = true;                      // queue-type rx (0) or tx (1)
+  std::optional<uint32_t> binding_id;  // dmabuf id bound to this RX queue
   std::optional<uint32_t> napi_id;
 };
 
@@ -170,7 +170,8 @@ class ProviderBinding {
 
   // Steers `flow` to this binding's first queue. InvalidArgument for a bad
   // flow, FailedPrecondition for a TX binding.
-  virtual absl::StatusOr<std::unique_ptr<FlowRule>> AddFlow(const Flow& flow) = 0;
+  virtual absl::StatusOr<std::unique_ptr<FlowRule>> AddFlow(
+      const Flow& flow) = 0;
 
   virtual BindingStats Stats() const = 0;
 

@@ -164,7 +164,9 @@ void BM_SimDevmem(benchmark::State& state) {
   state.counters["frags_per_batch"] =
       batches ? static_cast<double>(frags) / batches : 0;
 }
-BENCHMARK(BM_SimDevmem)->Unit(benchmark::kMillisecond)->UseRealTime()
+BENCHMARK(BM_SimDevmem)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
     ->Iterations(8);
 
 void BM_LoopbackTcp(benchmark::State& state) {
@@ -204,7 +206,9 @@ void BM_LoopbackTcp(benchmark::State& state) {
   ::close(l);
   state.SetBytesProcessed(state.iterations() * kBytesPerIteration);
 }
-BENCHMARK(BM_LoopbackTcp)->Unit(benchmark::kMillisecond)->UseRealTime()
+BENCHMARK(BM_LoopbackTcp)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
     ->Iterations(8);
 
 }  // namespace

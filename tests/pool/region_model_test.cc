@@ -141,7 +141,8 @@ class Sequence {
       case 1: {  // bulk alloc
         std::vector<Chunk> out(Pick(1, 150));
         const size_t n = region_->AllocBulk(absl::MakeSpan(out));
-        ASSERT_EQ(n, m_.retired ? 0 : std::min<uint64_t>(out.size(), free_chunks));
+        ASSERT_EQ(n,
+                  m_.retired ? 0 : std::min<uint64_t>(out.size(), free_chunks));
         for (size_t i = 0; i < n; ++i) TookChunk(out[i].index);
         break;
       }

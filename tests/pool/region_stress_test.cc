@@ -87,8 +87,8 @@ TEST(RegionStress, AllocFreeTokensAndRetireAcrossThreads) {
         }
         items.push_back({*c, 0});
       } else {
-        const size_t n = region->AllocBulk(absl::MakeSpan(bulk).subspan(
-            0, 1 + rng() % 64));
+        const size_t n =
+            region->AllocBulk(absl::MakeSpan(bulk).subspan(0, 1 + rng() % 64));
         if (n == 0 && region->retired()) break;
         for (size_t i = 0; i < n; ++i) items.push_back({bulk[i], 0});
       }

@@ -53,8 +53,8 @@ TEST(RegionCreate, OneTebibyteIsCheapUntilUsed) {
 
 TEST(RegionCreate, ChunkSizesAndTail) {
   for (uint32_t cs = 4096; cs <= (2u << 20); cs <<= 1) {
-    auto r = Region::Create({.size_bytes = uint64_t{cs} * 3 + 100,
-                             .chunk_size = cs});
+    auto r = Region::Create(
+        {.size_bytes = uint64_t{cs} * 3 + 100, .chunk_size = cs});
     ASSERT_TRUE(r.ok());
     EXPECT_EQ((*r)->num_chunks(), 3u);  // The short tail is unused.
     EXPECT_EQ((*r)->size_bytes(), uint64_t{cs} * 3);
@@ -139,7 +139,8 @@ TEST(Region, ChunkRefDropsOnDestruction) {
 
 TEST(Region, CpuAddressOnlyForHostMemory) {
   std::vector<std::byte> buf(8 * 4096);
-  auto host = Region::Create({.size_bytes = buf.size(), .cpu_base = buf.data()});
+  auto host =
+      Region::Create({.size_bytes = buf.size(), .cpu_base = buf.data()});
   ASSERT_TRUE(host.ok());
   Chunk c = (*host)->Alloc().value();
   ASSERT_TRUE((*host)->CpuAddress(c).has_value());
@@ -158,7 +159,7 @@ TEST(RegionTokens, LendAndRelease) {
     Chunk c = r->Alloc().value();
     absl::StatusOr<Token> t = r->Lend(c, 7);
     ASSERT_TRUE(t.ok()) << t.status();
-    EXPECT_EQ(*t, c.index);  // token -> chunk is an array lookup
+    EXPECT_EQ(*t, c.index);        // token -> chunk is an array lookup
     ASSERT_TRUE(r->Free(c).ok());  // The token now holds the only reference.
     tokens.push_back(*t);
   }
@@ -208,8 +209,7 @@ TEST(RegionTokens, RejectsUnknownForeignAndReleasedTokens) {
   EXPECT_EQ(r->TokensHeld(2), 1u);
 
   // Valid + already released in one call: the valid one is released.
-  TokenRelease mixed =
-      r->ReleaseTokens(1, {{mine.index, 1}, {mine.index, 1}});
+  TokenRelease mixed = r->ReleaseTokens(1, {{mine.index, 1}, {mine.index, 1}});
   EXPECT_EQ(mixed.freed, 1u);
   EXPECT_EQ(mixed.rejected, 1u);
   EXPECT_EQ(mixed.status.code(), absl::StatusCode::kFailedPrecondition);

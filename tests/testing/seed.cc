@@ -11,7 +11,8 @@ uint64_t TestSeed() {
   uint64_t seed = 0;
   const char* env = std::getenv("DEVMEM_TEST_SEED");
   if (env == nullptr || !absl::SimpleAtoi(env, &seed)) {
-    seed = static_cast<uint64_t>(::testing::UnitTest::GetInstance()->random_seed());
+    seed = static_cast<uint64_t>(
+        ::testing::UnitTest::GetInstance()->random_seed());
     const ::testing::TestInfo* info =
         ::testing::UnitTest::GetInstance()->current_test_info();
     if (info != nullptr) {
