@@ -58,8 +58,12 @@ class FdServer::Conn : public SessionSink,
       if (now >= deadline) return false;
       // Short waits so cancel/close are noticed promptly.
       pollfd p{sock_.get(), POLLOUT, 0};
-      const int ms = static_cast<int>(
-          std::min<int64_t>(50, absl::ToInt64Milliseconds(deadline - now) + 1));
+      // deadline may be InfiniteFuture: clamp before converting to ms.
+      const absl::Duration left = deadline - now;
+      const int ms =
+          left >= absl::Milliseconds(50)
+              ? 50
+              : static_cast<int>(absl::ToInt64Milliseconds(left)) + 1;
       (void)::poll(&p, 1, ms);
     }
   }
