@@ -180,13 +180,18 @@ void TxPath::Run(std::shared_ptr<TxSink> sink) {
     }
     if (err != 0) {
       MutexLock lock(mu_);
-      // A link going down shows up as EPIPE from the shutdown() it did.
-      closed_ = !link_up_
-                    ? ErrnoToStatus(ENETDOWN, absl::StrCat(name, ": link down"))
-                    : ErrnoToStatus(err, absl::StrCat(name, ": send"));
-      closed_with = closed_;
       for (const Pending& p : queue_) batch.push_back(p);
       queue_.clear();
+      if (stop_) {
+        // Stop() shut the socket down to unblock us: a release, not an error.
+        stopping = true;
+      } else {
+        // A link going down shows up as EPIPE from the shutdown() it did.
+        closed_ = !link_up_ ? ErrnoToStatus(ENETDOWN,
+                                            absl::StrCat(name, ": link down"))
+                            : ErrnoToStatus(err, absl::StrCat(name, ": send"));
+        closed_with = closed_;
+      }
     }
     // Written, or never to be written: either way the buffer ranges are
     // free again, which is what a zerocopy completion says.
