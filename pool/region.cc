@@ -229,25 +229,37 @@ absl::Status Region::CheckChunk(Chunk c, const char* op) const {
 
 absl::StatusOr<Chunk> Region::Alloc() {
   Cache& cache = MyCache();
-  uint32_t index;
-  {
-    SpinLockHolder l(cache.lock);
-    if (retired_.load(std::memory_order_relaxed)) [[unlikely]] {
-      return absl::FailedPreconditionError(
-          absl::StrCat(name_, ": retired, no new allocations"));
-    }
-    if (cache.count == 0) [[unlikely]] {
-      if (Refill(cache) == 0) {
-        RegionCounters::Add<uint64_t>(cache.counters.alloc_failed, 1);
-        return absl::ResourceExhaustedError(
-            absl::StrCat(name_, ": all ", num_chunks_, " chunks are in use"));
-      }
-    } else {
-      RegionCounters::Add<uint64_t>(cache.counters.alloc_fast, 1);
-    }
-    index = cache.slots[--cache.count];
-    RegionCounters::Add<int64_t>(cache.counters.allocated, 1);
+  cache.lock.Lock();
+  if (cache.count == 0 || retired_.load(std::memory_order_relaxed))
+      [[unlikely]] {
+    return AllocSlow(cache);  // unlocks
   }
+  const uint32_t index = cache.slots[--cache.count];
+  RegionCounters::Add<uint64_t>(cache.counters.alloc_fast, 1);
+  RegionCounters::Add<int64_t>(cache.counters.allocated, 1);
+  cache.lock.Unlock();
+  Refs((*meta_)[index]).store(1, std::memory_order_relaxed);
+  return Chunk{id_, index};
+}
+
+absl::StatusOr<Chunk> Region::AllocSlow(Cache& cache)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  // REQUIRES: cache.lock held; releases it. Kept out of line so the fast
+  // path above stays a handful of instructions.
+  if (retired_.load(std::memory_order_relaxed)) {
+    cache.lock.Unlock();
+    return absl::FailedPreconditionError(
+        absl::StrCat(name_, ": retired, no new allocations"));
+  }
+  if (Refill(cache) == 0) {
+    RegionCounters::Add<uint64_t>(cache.counters.alloc_failed, 1);
+    cache.lock.Unlock();
+    return absl::ResourceExhaustedError(
+        absl::StrCat(name_, ": all ", num_chunks_, " chunks are in use"));
+  }
+  const uint32_t index = cache.slots[--cache.count];
+  RegionCounters::Add<int64_t>(cache.counters.allocated, 1);
+  cache.lock.Unlock();
   Refs((*meta_)[index]).store(1, std::memory_order_relaxed);
   return Chunk{id_, index};
 }
@@ -460,19 +472,29 @@ absl::Status Region::Unref(Chunk c) {
   return RefError(c, "unref");
 }
 
-void Region::RecycleOne(uint32_t index) {
+void Region::RecycleOne(uint32_t index) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   Cache& cache = MyCache();
   cache.lock.Lock();
-  if (retired_.load(std::memory_order_relaxed)) [[unlikely]] {
+  if (cache.count == kCacheSize || retired_.load(std::memory_order_relaxed))
+      [[unlikely]] {
+    RecycleSlow(cache, index);  // unlocks
+    return;
+  }
+  cache.slots[cache.count++] = index;
+  RegionCounters::Add<int64_t>(cache.counters.allocated, -1);
+  RegionCounters::Add<uint64_t>(cache.counters.recycle_cached, 1);
+  cache.lock.Unlock();
+}
+
+void Region::RecycleSlow(Cache& cache,
+                         uint32_t index) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  // REQUIRES: cache.lock held; releases it.
+  if (retired_.load(std::memory_order_relaxed)) {
     cache.lock.Unlock();
     ReleaseToFreeList(&index, 1);
     return;
   }
-  if (cache.count == kCacheSize) [[unlikely]]
-    FlushLocked(cache);
-  cache.slots[cache.count++] = index;
-  RegionCounters::Add<int64_t>(cache.counters.allocated, -1);
-  RegionCounters::Add<uint64_t>(cache.counters.recycle_cached, 1);
+  RecycleLocked(cache, &index, 1);
   cache.lock.Unlock();
 }
 

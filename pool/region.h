@@ -214,11 +214,15 @@ class Region {
   void ReleaseToFreeList(const uint32_t* indices, size_t n);
   absl::Status CheckChunk(Chunk c, const char* op) const;
   // The error for a Ref/Unref of `c` that is out of range or free.
-  absl::Status RefError(Chunk c, const char* op) const;
+  [[gnu::noinline]] absl::Status RefError(Chunk c, const char* op) const;
   enum class Drop { kLast, kKept, kWasFree };
   // Drops one reference (counting ref_errors if the chunk was free).
   Drop DropRef(uint32_t index);
   void RecycleOne(uint32_t index);
+  [[gnu::noinline]] absl::StatusOr<Chunk> AllocSlow(
+      pool_internal::Cache& cache);
+  [[gnu::noinline]] void RecycleSlow(pool_internal::Cache& cache,
+                                     uint32_t index);
 
   const uint32_t id_;
   const uint32_t chunk_size_;
