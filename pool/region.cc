@@ -227,7 +227,9 @@ absl::Status Region::CheckChunk(Chunk c, const char* op) const {
 // ---- Allocation
 // ---------------------------------------------------------------
 
-absl::StatusOr<Chunk> Region::Alloc() {
+// Lock and unlock are split across Alloc and AllocSlow, which the analysis
+// cannot follow: both are checked by the model and stress tests instead.
+absl::StatusOr<Chunk> Region::Alloc() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   Cache& cache = MyCache();
   cache.lock.Lock();
   if (cache.count == 0 || retired_.load(std::memory_order_relaxed))
