@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "base/byte_size.h"
 #include "client/client.h"
 #include "client/dmabuf/dmabuf.h"
 #include "google/protobuf/util/json_util.h"
@@ -207,34 +208,10 @@ std::string Help(std::string_view command) {
 }
 
 bool ParseSize(std::string_view text, uint64_t* out) {
-  uint64_t mul = 1;
-  if (!text.empty()) {
-    switch (text.back()) {
-      case 'K':
-      case 'k':
-        mul = 1ull << 10;
-        break;
-      case 'M':
-      case 'm':
-        mul = 1ull << 20;
-        break;
-      case 'G':
-      case 'g':
-        mul = 1ull << 30;
-        break;
-      default:
-        break;
-    }
-    if (mul != 1) text.remove_suffix(1);
-  }
-  uint64_t v;
-  if (text.empty() ||
-      !absl::SimpleAtoi(absl::string_view(text.data(), text.size()), &v)) {
-    return false;
-  }
-  if (v > UINT64_MAX / mul) return false;
-  *out = v * mul;
-  return true;
+  absl::StatusOr<uint64_t> v =
+      ParseByteSize(absl::string_view(text.data(), text.size()));
+  if (v.ok()) *out = *v;
+  return v.ok();
 }
 
 ParseResult Parse(const std::vector<std::string>& args) {

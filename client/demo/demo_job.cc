@@ -29,6 +29,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "base/byte_size.h"
 #include "base/errno_status.h"
 #include "base/status_macros.h"
 #include "client/client.h"
@@ -37,6 +38,13 @@
 #include "client/rx_socket.h"
 
 namespace {
+
+// Flags take sizes as "64M"; see base/byte_size.h.
+bool ParseBytes(absl::string_view s, uint64_t* out) {
+  absl::StatusOr<uint64_t> v = devmem::ParseByteSize(s);
+  if (v.ok()) *out = *v;
+  return v.ok();
+}
 
 constexpr char kUsage[] =
     "usage: devmem-demo-job [options]\n"
@@ -67,33 +75,6 @@ struct Args {
   double idle_timeout_s = 60;
   bool progress = false;
 };
-
-bool ParseBytes(std::string s, uint64_t* out) {
-  uint64_t mul = 1;
-  if (!s.empty()) {
-    switch (s.back()) {
-      case 'K':
-      case 'k':
-        mul = 1ull << 10;
-        break;
-      case 'M':
-      case 'm':
-        mul = 1ull << 20;
-        break;
-      case 'G':
-      case 'g':
-        mul = 1ull << 30;
-        break;
-      default:
-        break;
-    }
-    if (mul != 1) s.pop_back();
-  }
-  uint64_t v;
-  if (!absl::SimpleAtoi(s, &v)) return false;
-  *out = v * mul;
-  return true;
-}
 
 int Usage(const std::string& why) {
   std::fprintf(stderr, "devmem-demo-job: %s\n%s", why.c_str(), kUsage);

@@ -24,10 +24,18 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "base/byte_size.h"
 #include "base/unique_fd.h"
 #include "client/demo/pattern.h"
 
 namespace {
+
+// Flags take sizes as "64M"; see base/byte_size.h.
+bool ParseBytes(absl::string_view s, uint64_t* out) {
+  absl::StatusOr<uint64_t> v = devmem::ParseByteSize(s);
+  if (v.ok()) *out = *v;
+  return v.ok();
+}
 
 constexpr char kUsage[] =
     "usage: devmem-demo-sender --to HOST:PORT --bytes N [--block BYTES]\n"
@@ -39,34 +47,6 @@ int Usage(const std::string& why) {
     std::fprintf(stderr, "devmem-demo-sender: %s\n", why.c_str());
   std::fputs(kUsage, stderr);
   return 2;
-}
-
-// Parses 10, 64K, 1M, 2G (powers of two).
-bool ParseBytes(std::string s, uint64_t* out) {
-  uint64_t mul = 1;
-  if (!s.empty()) {
-    switch (s.back()) {
-      case 'K':
-      case 'k':
-        mul = 1ull << 10;
-        break;
-      case 'M':
-      case 'm':
-        mul = 1ull << 20;
-        break;
-      case 'G':
-      case 'g':
-        mul = 1ull << 30;
-        break;
-      default:
-        break;
-    }
-    if (mul != 1) s.pop_back();
-  }
-  uint64_t v;
-  if (!absl::SimpleAtoi(s, &v)) return false;
-  *out = v * mul;
-  return true;
 }
 
 }  // namespace

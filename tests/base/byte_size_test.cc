@@ -1,0 +1,24 @@
+#include "base/byte_size.h"
+
+#include "gtest/gtest.h"
+
+namespace devmem {
+namespace {
+
+TEST(ParseByteSize, NumbersAndSuffixes) {
+  EXPECT_EQ(ParseByteSize("4096").value(), 4096u);
+  EXPECT_EQ(ParseByteSize("2k").value(), 2048u);
+  EXPECT_EQ(ParseByteSize("64M").value(), 64u << 20);
+  EXPECT_EQ(ParseByteSize("3G").value(), uint64_t{3} << 30);
+}
+
+TEST(ParseByteSize, RejectsWhatIsNotASize) {
+  for (const char* bad : {"", "M", "-1", "+5", "1.5G", "12Q", "G1",
+                          "99999999999999999999G", "17179869184G"}) {
+    absl::StatusOr<uint64_t> v = ParseByteSize(bad);
+    EXPECT_EQ(v.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace devmem
