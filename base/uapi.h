@@ -134,10 +134,8 @@ inline constexpr int kSoZerocopy = 60;
 inline constexpr int kMsgZerocopy = 0x4000000;
 inline constexpr int kSoEeOriginZerocopy = 5;
 
-// At most this many token ranges per SO_DEVMEM_DONTNEED call (optlen <= 1024),
-// and at most kDontneedMaxFrags frags processed per call.
-inline constexpr uint32_t kDontneedMaxTokens = 128;
-inline constexpr uint32_t kDontneedMaxFrags = 1024;
+// SO_DEVMEM_DONTNEED's limits (128 ranges, 1024 frags a call) live with
+// the pool's TokenRange: pool/token_range.h.
 
 // struct dmabuf_cmsg (include/uapi/linux/uio.h, 6.12): 24 bytes, RX only.
 struct DmabufCmsg {

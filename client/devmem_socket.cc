@@ -93,41 +93,6 @@ void AppendDevmemCmsg(int type, const uapi::DmabufCmsg& record,
   std::memcpy(buffer->data() + start + CMSG_LEN(0), &record, sizeof(record));
 }
 
-std::vector<std::vector<uapi::DmabufToken>> BatchTokens(
-    std::vector<uint32_t> tokens, uint32_t max_ranges, uint32_t max_tokens) {
-  std::vector<std::vector<uapi::DmabufToken>> calls;
-  if (tokens.empty()) return calls;
-  max_ranges = std::max<uint32_t>(max_ranges, 1);
-  max_tokens = std::max<uint32_t>(max_tokens, 1);
-  std::sort(tokens.begin(), tokens.end());
-  std::vector<uapi::DmabufToken> call;
-  uint32_t in_call = 0;
-  auto flush = [&] {
-    if (!call.empty()) calls.push_back(std::move(call));
-    call.clear();
-    in_call = 0;
-  };
-  for (const uint32_t t : tokens) {
-    if (in_call == max_tokens) flush();
-    if (!call.empty()) {
-      uapi::DmabufToken& last = call.back();
-      // Coalesce only strictly consecutive tokens (a duplicate stays its own
-      // range, so the kernel sees it twice and skips the second).
-      if (last.token_count > 0 &&
-          uint64_t{last.token_start} + last.token_count == t) {
-        ++last.token_count;
-        ++in_call;
-        continue;
-      }
-      if (call.size() == max_ranges) flush();
-    }
-    call.push_back(uapi::DmabufToken{t, 1});
-    ++in_call;
-  }
-  flush();
-  return calls;
-}
-
 absl::Status ParseZerocopyControl(absl::Span<const std::byte> control,
                                   std::vector<ZerocopyRange>* out) {
   const size_t header = CMSG_LEN(0);

@@ -70,16 +70,6 @@ absl::Status ParseDevmemControl(absl::Span<const std::byte> control,
 void AppendDevmemCmsg(int type, const uapi::DmabufCmsg& record,
                       std::vector<std::byte>* buffer);
 
-// Token returns cut into SO_DEVMEM_DONTNEED calls: consecutive tokens are
-// coalesced into ranges, each call holds at most `max_ranges` ranges and at
-// most `max_tokens` tokens (a range is split when needed), and every token
-// appears exactly once across the calls. Tokens are sorted first (order of
-// return does not matter to the kernel), so duplicates stay separate ranges.
-std::vector<std::vector<uapi::DmabufToken>> BatchTokens(
-    std::vector<uint32_t> tokens,
-    uint32_t max_ranges = uapi::kDontneedMaxTokens,
-    uint32_t max_tokens = uapi::kDontneedMaxFrags);
-
 // A MSG_ZEROCOPY completion: sends [lo, hi] (inclusive; u32 ids that wrap)
 // are done with the buffer.
 struct ZerocopyRange {

@@ -15,6 +15,7 @@
 #include "base/uapi.h"
 #include "client/internal/client_core.h"
 #include "client/internal/rx_impl.h"
+#include "pool/token_range.h"
 #include "proto/devmem/v1/fdsock_codec.h"
 
 namespace devmem {
@@ -168,11 +169,11 @@ absl::StatusOr<RxBatch> KernelRx::Receive(absl::Duration timeout) {
 absl::Status KernelRx::ReturnTokens(std::vector<uint32_t> tokens) {
   const uint64_t asked = tokens.size();
   uint64_t freed = 0;
-  for (const std::vector<uapi::DmabufToken>& call :
-       BatchTokens(std::move(tokens))) {
+  for (const std::vector<TokenRange>& call :
+       CoalesceTokens(std::move(tokens))) {
     const int r = ops_.dontneed(
         tcp_.get(), call.data(),
-        static_cast<socklen_t>(call.size() * sizeof(uapi::DmabufToken)));
+        static_cast<socklen_t>(call.size() * sizeof(TokenRange)));
     if (r < 0) return ErrnoStatus("setsockopt(SO_DEVMEM_DONTNEED)");
     ++stats.return_calls;
     freed += static_cast<uint64_t>(r);
@@ -238,13 +239,8 @@ absl::Status SimRx::ReturnTokens(std::vector<uint32_t> tokens) {
   const uint64_t asked = tokens.size();
   uint64_t freed = 0;
   uint64_t rejected = 0;
-  std::vector<TokenRange> ranges;
-  for (const std::vector<uapi::DmabufToken>& call :
-       BatchTokens(std::move(tokens))) {
-    ranges.clear();
-    for (const uapi::DmabufToken& t : call) {
-      ranges.push_back(TokenRange{t.token_start, t.token_count});
-    }
+  for (const std::vector<TokenRange>& ranges :
+       CoalesceTokens(std::move(tokens))) {
     ASSIGN_OR_RETURN(v1::TokensReturned r,
                      core_->ReturnTokens(binding_id, ranges));
     ++stats.return_calls;

@@ -30,14 +30,9 @@ static_assert(sizeof(Chunk) == 8);
 // The token a chunk is lent under: its index.
 using Token = uint32_t;
 
-// A range of tokens to give back, as SO_DEVMEM_DONTNEED's struct dmabuf_token.
-struct TokenRange {
-  uint32_t start = 0;
-  uint32_t count = 0;
-};
-
-// Who tokens are lent to (a session, a socket). 0 means "nobody".
-using LenderId = uint32_t;
+// Who borrows a chunk as a token (a binding's data path, a socket).
+// 0 means "nobody".
+using BorrowerId = uint32_t;
 
 }  // namespace devmem
 

@@ -23,7 +23,7 @@ namespace pool_internal {
 struct alignas(8) ChunkMeta {
   uint32_t refs;  // 0: free. Holders are listed in region.h.
   uint32_t next;  // free-list link while on the depot's free list
-  uint64_t lent;  // (lender << 32) | tokens outstanding; 0 = not lent
+  uint64_t lent;  // (borrower << 32) | tokens outstanding; 0 = not lent
 };
 static_assert(sizeof(ChunkMeta) == Region::kMetaBytesPerChunk);
 
@@ -33,11 +33,11 @@ inline std::atomic_ref<uint32_t> Refs(ChunkMeta& m) {
 inline std::atomic_ref<uint64_t> Lent(ChunkMeta& m) {
   return std::atomic_ref<uint64_t>(m.lent);
 }
-inline uint64_t PackLent(LenderId lender, uint32_t count) {
-  return (uint64_t{lender} << 32) | count;
+inline uint64_t PackLent(BorrowerId borrower, uint32_t count) {
+  return (uint64_t{borrower} << 32) | count;
 }
-inline LenderId LentLender(uint64_t v) {
-  return static_cast<LenderId>(v >> 32);
+inline BorrowerId LentBorrower(uint64_t v) {
+  return static_cast<BorrowerId>(v >> 32);
 }
 inline uint32_t LentCount(uint64_t v) { return static_cast<uint32_t>(v); }
 
@@ -104,7 +104,7 @@ using pool_internal::Cache;
 using pool_internal::ChunkMeta;
 using pool_internal::Lent;
 using pool_internal::LentCount;
-using pool_internal::LentLender;
+using pool_internal::LentBorrower;
 using pool_internal::PackLent;
 using pool_internal::Refs;
 using pool_internal::SpinLockHolder;
@@ -541,28 +541,28 @@ absl::Status Region::Ref(Chunk c) {
 // ---- Tokens
 // ----------------------------------------------------------------------
 
-absl::StatusOr<Token> Region::Lend(Chunk c, LenderId lender) {
-  if (lender == 0) {
+absl::StatusOr<Token> Region::Lend(Chunk c, BorrowerId borrower) {
+  if (borrower == 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat(name_, ": lend to lender 0 (nobody)"));
+        absl::StrCat(name_, ": lend to borrower 0 (nobody)"));
   }
   if (absl::Status s = Ref(c); !s.ok()) return s;
   auto lent = Lent((*meta_)[c.index]);
   uint64_t v = lent.load(std::memory_order_relaxed);
   for (;;) {
     const uint32_t count = LentCount(v);
-    if (count != 0 && LentLender(v) != lender) {
+    if (count != 0 && LentBorrower(v) != borrower) {
       (void)Unref(c);
       return absl::FailedPreconditionError(
-          absl::StrCat(name_, ": chunk ", c.index, " is lent to lender ",
-                       LentLender(v), ", cannot lend it to ", lender));
+          absl::StrCat(name_, ": chunk ", c.index, " is lent to borrower ",
+                       LentBorrower(v), ", cannot lend it to ", borrower));
     }
     if (count == UINT32_MAX) {
       (void)Unref(c);
       return absl::ResourceExhaustedError(
           absl::StrCat(name_, ": chunk ", c.index, " lent too many times"));
     }
-    if (lent.compare_exchange_weak(v, PackLent(lender, count + 1),
+    if (lent.compare_exchange_weak(v, PackLent(borrower, count + 1),
                                    std::memory_order_acq_rel)) {
       break;
     }
@@ -571,12 +571,12 @@ absl::StatusOr<Token> Region::Lend(Chunk c, LenderId lender) {
   return c.index;
 }
 
-TokenRelease Region::ReleaseTokens(LenderId lender,
+TokenRelease Region::ReleaseTokens(BorrowerId borrower,
                                    absl::Span<const TokenRange> ranges) {
   TokenRelease result;
-  if (lender == 0) {
+  if (borrower == 0) {
     result.status = absl::InvalidArgumentError(
-        absl::StrCat(name_, ": token release by lender 0 (nobody)"));
+        absl::StrCat(name_, ": token release by borrower 0 (nobody)"));
     return result;
   }
   if (ranges.size() > kMaxTokenRanges) {
@@ -611,14 +611,14 @@ TokenRelease Region::ReleaseTokens(LenderId lender,
                 name_, ": token ", t, " is not lent (already released?)"));
             break;
           }
-          if (LentLender(v) != lender) {
+          if (LentBorrower(v) != borrower) {
             bad = absl::PermissionDeniedError(
                 absl::StrCat(name_, ": token ", t, " belongs to another user"));
             break;
           }
           const uint32_t left = LentCount(v) - 1;
           if (lent.compare_exchange_weak(v,
-                                         left == 0 ? 0 : PackLent(lender, left),
+                                         left == 0 ? 0 : PackLent(borrower, left),
                                          std::memory_order_acq_rel)) {
             break;
           }
@@ -654,8 +654,8 @@ TokenRelease Region::ReleaseTokens(LenderId lender,
   return result;
 }
 
-uint64_t Region::ReleaseAllTokens(LenderId lender) {
-  if (lender == 0) return 0;
+uint64_t Region::ReleaseAllTokens(BorrowerId borrower) {
+  if (borrower == 0) return 0;
   const uint64_t used = depot_->carved.load(std::memory_order_acquire);
   uint64_t released = 0;
   uint32_t batch[kBatch];
@@ -663,9 +663,9 @@ uint64_t Region::ReleaseAllTokens(LenderId lender) {
   for (uint64_t i = 0; i < used; ++i) {
     auto lent = Lent((*meta_)[i]);
     uint64_t v = lent.load(std::memory_order_relaxed);
-    while (LentCount(v) != 0 && LentLender(v) == lender) {
+    while (LentCount(v) != 0 && LentBorrower(v) == borrower) {
       if (lent.compare_exchange_weak(v, 0, std::memory_order_acq_rel)) {
-        // Drop one reference per token this lender held.
+        // Drop one reference per token this borrower held.
         for (uint32_t k = 0; k < LentCount(v); ++k) {
           if (DropRef(static_cast<uint32_t>(i)) == Drop::kLast) {
             batch[n++] = static_cast<uint32_t>(i);
@@ -688,12 +688,12 @@ uint64_t Region::ReleaseAllTokens(LenderId lender) {
   return released;
 }
 
-uint64_t Region::TokensHeld(LenderId lender) const {
+uint64_t Region::TokensHeld(BorrowerId borrower) const {
   const uint64_t used = depot_->carved.load(std::memory_order_acquire);
   uint64_t held = 0;
   for (uint64_t i = 0; i < used; ++i) {
     const uint64_t v = Lent((*meta_)[i]).load(std::memory_order_relaxed);
-    if (LentCount(v) != 0 && LentLender(v) == lender) held += LentCount(v);
+    if (LentCount(v) != 0 && LentBorrower(v) == borrower) held += LentCount(v);
   }
   return held;
 }

@@ -54,6 +54,7 @@
 #include "absl/types/span.h"
 #include "pool/chunk.h"
 #include "pool/stats.h"
+#include "pool/token_range.h"
 
 namespace devmem {
 
@@ -98,7 +99,6 @@ class Region {
   static constexpr uint32_t kMaxChunkSize = 2u << 20;
   static constexpr uint32_t kCacheSize = 128;       // PP_ALLOC_CACHE_SIZE
   static constexpr uint32_t kBatch = 64;            // PP_ALLOC_CACHE_REFILL
-  static constexpr uint32_t kMaxTokenRanges = 128;  // as SO_DEVMEM_DONTNEED
   static constexpr uint64_t kMaxChunks = (1ull << 32) - 2;
 
   // Errors: InvalidArgument for a zero size, a chunk size that is not a power
@@ -151,23 +151,23 @@ class Region {
 
   // ---- Tokens
   // ----------------------------------------------------------------- Lends `c`
-  // to `lender`: takes one reference and returns the token (the chunk index). A
-  // chunk may be lent several times to the same lender (it must then be
-  // released as many times); lending it to a second lender while the first
-  // holds tokens is FailedPrecondition. lender must be non-zero.
-  absl::StatusOr<Token> Lend(Chunk c, LenderId lender);
+  // to `borrower`: takes one reference and returns the token (the chunk index). A
+  // chunk may be lent several times to the same borrower (it must then be
+  // released as many times); lending it to a second borrower while the first
+  // holds tokens is FailedPrecondition. borrower must be non-zero.
+  absl::StatusOr<Token> Lend(Chunk c, BorrowerId borrower);
   // Gives back tokens, as SO_DEVMEM_DONTNEED: up to kMaxTokenRanges ranges.
-  // More ranges, a zero lender or an overflowing range: InvalidArgument and
+  // More ranges, a zero borrower or an overflowing range: InvalidArgument and
   // nothing released. Unknown tokens (beyond the region), foreign ones (lent
-  // to another lender) and ones not lent (already released) are rejected one
+  // to another borrower) and ones not lent (already released) are rejected one
   // by one, counted in token_errors, and never disturb any count.
-  TokenRelease ReleaseTokens(LenderId lender,
+  TokenRelease ReleaseTokens(BorrowerId borrower,
                              absl::Span<const TokenRange> ranges);
-  // Releases every token `lender` still holds (its socket/session closed).
+  // Releases every token `borrower` still holds (its socket/session closed).
   // Returns how many were released. Scans the chunks ever used: O(used).
-  uint64_t ReleaseAllTokens(LenderId lender);
-  // How many tokens `lender` holds. O(used); for tests and reports.
-  uint64_t TokensHeld(LenderId lender) const;
+  uint64_t ReleaseAllTokens(BorrowerId borrower);
+  // How many tokens `borrower` holds. O(used); for tests and reports.
+  uint64_t TokensHeld(BorrowerId borrower) const;
 
   // ---- Lifetime
   // --------------------------------------------------------------- Stops all

@@ -366,11 +366,11 @@ bool FdServer::Handle(Conn& conn, std::string_view data,
     }
     case v1::FdMessage::kReturnTokens: {
       const auto& r = in.return_tokens();
-      if (static_cast<size_t>(r.ranges_size()) > fdsock::kMaxTokenRanges) {
+      if (static_cast<size_t>(r.ranges_size()) > kMaxTokenRanges) {
         return Reply(conn, rid,
                      absl::InvalidArgumentError(absl::StrCat(
                          "ReturnTokens: ", r.ranges_size(), " ranges, at most ",
-                         fdsock::kMaxTokenRanges)),
+                         kMaxTokenRanges)),
                      "bad_request");
       }
       std::vector<TokenRange> ranges;

@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/mutex.h"
 #include "base/uapi.h"
+#include "pool/token_range.h"
 #include "base/unique_fd.h"
 #include "benchmark/benchmark.h"
 #include "client/dmabuf/dmabuf.h"
@@ -88,7 +89,7 @@ class BatchReturningSink : public RxSink {
         ranges_.push_back(TokenRange{f.frag_token, 1});
       }
       ++held_;
-      if (ranges_.size() == uapi::kDontneedMaxTokens) Flush();
+      if (ranges_.size() == kMaxTokenRanges) Flush();
     }
     frags_ += frags.size();
     if (held_ >= batch_) Flush();

@@ -24,7 +24,7 @@
 #include "devmem/v1/fdsock.pb.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/status.h"
-#include "pool/chunk.h"
+#include "pool/token_range.h"
 #include "proto/devmem/v1/fdsock_client.h"
 
 namespace devmem::client_internal {

@@ -382,9 +382,9 @@ class SimRxBinding final : public SimBindingBase {
     kernel_->DetachPath(device_, id_);
     path_->Stop();
     const RxPathCounters counters = path_->Counters();
-    const LenderId lender = path_->lender();
+    const BorrowerId borrower = path_->borrower();
     path_.reset();
-    const uint64_t tokens = region_->ReleaseAllTokens(lender);
+    const uint64_t tokens = region_->ReleaseAllTokens(borrower);
     absl::StatusOr<RetireReport> report = region_->Retire(
         [mapping = std::move(mapping_)]() mutable { mapping.reset(); });
     kernel_->ReleaseBinding(device_, id_, /*rx=*/true, counters, 0);

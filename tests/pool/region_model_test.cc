@@ -29,7 +29,7 @@ struct Model {
   uint64_t capacity = 0;
   std::vector<uint32_t> refs;        // total references per chunk
   std::vector<uint32_t> lent_count;  // tokens outstanding per chunk
-  std::vector<LenderId> lender;      // valid when lent_count > 0
+  std::vector<BorrowerId> borrower;      // valid when lent_count > 0
   std::vector<uint32_t> holds;       // references the test holds (chunk ids)
   bool retired = false;
   int fired = 0;
@@ -60,7 +60,7 @@ class Sequence {
     m_.capacity = chunks;
     m_.refs.assign(chunks, 0);
     m_.lent_count.assign(chunks, 0);
-    m_.lender.assign(chunks, 0);
+    m_.borrower.assign(chunks, 0);
     auto tx = TxArena::Create(Pick(1, 64) * 4096, 4096);
     ASSERT_TRUE(tx.ok());
     tx_ = std::make_unique<TxArena>(std::move(*tx));
@@ -74,10 +74,10 @@ class Sequence {
     }
     // Drain everything: the region must end released exactly once.
     if (!m_.retired) Retire();
-    for (LenderId l = 1; l <= 3; ++l) {
+    for (BorrowerId l = 1; l <= 3; ++l) {
       EXPECT_EQ(region_->ReleaseAllTokens(l), Held(l));
       for (uint64_t i = 0; i < m_.capacity; ++i) {
-        if (m_.lent_count[i] && m_.lender[i] == l) {
+        if (m_.lent_count[i] && m_.borrower[i] == l) {
           m_.refs[i] -= m_.lent_count[i];
           m_.lent_count[i] = 0;
         }
@@ -100,10 +100,10 @@ class Sequence {
     for (uint32_t i : idx) out.push_back({region_->id(), i});
     return out;
   }
-  uint64_t Held(LenderId l) const {
+  uint64_t Held(BorrowerId l) const {
     uint64_t n = 0;
     for (uint64_t i = 0; i < m_.capacity; ++i) {
-      if (m_.lent_count[i] && m_.lender[i] == l) n += m_.lent_count[i];
+      if (m_.lent_count[i] && m_.borrower[i] == l) n += m_.lent_count[i];
     }
     return n;
   }
@@ -172,22 +172,22 @@ class Sequence {
       case 5: {  // lend a held chunk
         if (m_.holds.empty()) break;
         uint32_t c = m_.holds[Pick(0, m_.holds.size() - 1)];
-        LenderId l = static_cast<LenderId>(Pick(1, 3));
+        BorrowerId l = static_cast<BorrowerId>(Pick(1, 3));
         absl::StatusOr<Token> t = region_->Lend({region_->id(), c}, l);
-        if (m_.lent_count[c] > 0 && m_.lender[c] != l) {
+        if (m_.lent_count[c] > 0 && m_.borrower[c] != l) {
           ASSERT_EQ(t.status().code(), absl::StatusCode::kFailedPrecondition);
         } else {
           ASSERT_TRUE(t.ok()) << t.status();
           ASSERT_EQ(*t, c);
           ++m_.lent_count[c];
-          m_.lender[c] = l;
+          m_.borrower[c] = l;
           ++m_.refs[c];
         }
         break;
       }
       case 6:
       case 7: {  // release tokens: a mix of valid, foreign, unknown, not lent
-        LenderId l = static_cast<LenderId>(Pick(1, 3));
+        BorrowerId l = static_cast<BorrowerId>(Pick(1, 3));
         std::vector<TokenRange> ranges(Pick(1, 6));
         for (TokenRange& r : ranges) {
           r.start = static_cast<uint32_t>(Pick(0, m_.capacity + 5));
@@ -197,7 +197,7 @@ class Sequence {
         std::vector<uint32_t> lent = m_.lent_count;
         for (const TokenRange& r : ranges) {
           for (uint64_t t = r.start; t < uint64_t{r.start} + r.count; ++t) {
-            if (t < m_.capacity && lent[t] > 0 && m_.lender[t] == l) {
+            if (t < m_.capacity && lent[t] > 0 && m_.borrower[t] == l) {
               --lent[t];
               ++want_freed;
             } else {
@@ -217,11 +217,11 @@ class Sequence {
         }
         break;
       }
-      case 8: {  // release all tokens of one lender (its session closed)
-        LenderId l = static_cast<LenderId>(Pick(1, 3));
+      case 8: {  // release all tokens of one borrower (its session closed)
+        BorrowerId l = static_cast<BorrowerId>(Pick(1, 3));
         ASSERT_EQ(region_->ReleaseAllTokens(l), Held(l));
         for (uint64_t i = 0; i < m_.capacity; ++i) {
-          if (m_.lent_count[i] && m_.lender[i] == l) {
+          if (m_.lent_count[i] && m_.borrower[i] == l) {
             m_.refs[i] -= m_.lent_count[i];
             m_.lent_count[i] = 0;
           }

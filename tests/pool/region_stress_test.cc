@@ -23,7 +23,7 @@ constexpr uint64_t kOpsBeforeRetire = 200000;
 
 struct Item {
   Chunk chunk;
-  LenderId lender;  // 0: plain allocation reference; else a token
+  BorrowerId borrower;  // 0: plain allocation reference; else a token
 };
 
 class Queue {
@@ -75,7 +75,7 @@ TEST(RegionStress, AllocFreeTokensAndRetireAcrossThreads) {
 
   auto producer = [&](int k) {
     std::mt19937_64 rng(seed + k);
-    const LenderId lender = static_cast<LenderId>(k + 1);
+    const BorrowerId borrower = static_cast<BorrowerId>(k + 1);
     std::vector<Chunk> bulk(64);
     for (;;) {
       std::vector<Item> items;
@@ -95,9 +95,9 @@ TEST(RegionStress, AllocFreeTokensAndRetireAcrossThreads) {
       for (Item& it : items) {
         if (rng() % 3 == 0) {
           // Lend it, then drop the allocation ref: the token holds it.
-          ASSERT_TRUE(region->Lend(it.chunk, lender).ok());
+          ASSERT_TRUE(region->Lend(it.chunk, borrower).ok());
           ASSERT_TRUE(region->Unref(it.chunk).ok());
-          it.lender = lender;
+          it.borrower = borrower;
         }
       }
       const uint64_t before =
@@ -118,11 +118,11 @@ TEST(RegionStress, AllocFreeTokensAndRetireAcrossThreads) {
     while (queue.Pop(items, 1 + rng() % 100)) {
       std::vector<Chunk> plain;
       for (const Item& it : items) {
-        if (it.lender == 0) {
+        if (it.borrower == 0) {
           plain.push_back(it.chunk);
         } else {
           TokenRelease rel =
-              region->ReleaseTokens(it.lender, {{it.chunk.index, 1}});
+              region->ReleaseTokens(it.borrower, {{it.chunk.index, 1}});
           ASSERT_TRUE(rel.status.ok()) << rel.status;
           ASSERT_EQ(rel.freed, 1u);
           // A foreign release of the same token must be refused.

@@ -247,7 +247,7 @@ TEST(RegionTokens, RejectsMalformedCallsWholesale) {
   EXPECT_EQ(r->Stats().inflight_chunks, 0u);
 }
 
-TEST(RegionTokens, SameLenderMayHoldAChunkTwice) {
+TEST(RegionTokens, SameBorrowerMayHoldAChunkTwice) {
   auto r = MakeRegion(4);
   Chunk c = r->Alloc().value();
   ASSERT_TRUE(r->Lend(c, 5).ok());

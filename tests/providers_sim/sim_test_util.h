@@ -22,6 +22,7 @@
 #include "absl/strings/numbers.h"
 #include "base/mutex.h"
 #include "base/uapi.h"
+#include "pool/token_range.h"
 #include "base/unique_fd.h"
 #include "gtest/gtest.h"
 #include "providers/provider.h"
@@ -175,7 +176,7 @@ inline uint64_t ReturnAll(ProviderBinding& binding,
       ++ranges.back().count;
       continue;
     }
-    if (ranges.size() == uapi::kDontneedMaxTokens) flush();
+    if (ranges.size() == kMaxTokenRanges) flush();
     ranges.push_back(TokenRange{f.frag_token, 1});
   }
   flush();

@@ -30,7 +30,7 @@
 #include "absl/types/span.h"
 #include "base/unique_fd.h"
 #include "devmem/v1/fdsock.pb.h"
-#include "pool/chunk.h"
+#include "pool/token_range.h"
 
 namespace devmem::fdsock {
 

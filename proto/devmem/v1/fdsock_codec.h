@@ -34,7 +34,6 @@ inline constexpr size_t kMaxDaemonFrameBytes = 256 * 1024;
 inline constexpr size_t kMaxFragsPerMessage = 2048;
 inline constexpr size_t kFragRecordBytes = sizeof(uapi::DmabufCmsg);
 static_assert(kFragRecordBytes == 24);
-inline constexpr size_t kMaxTokenRanges = 128;
 
 // Serializes `m` and sends it as one packet with `fds`. Errors as SendFrame.
 absl::Status SendMessage(BorrowedFd sock, const v1::FdMessage& m,

@@ -109,7 +109,7 @@ absl::Status RxPath::StartRx(std::shared_ptr<RxSink> sink) {
 }
 
 TokenRelease RxPath::ReturnTokens(absl::Span<const TokenRange> ranges) {
-  TokenRelease release = options_.region->ReleaseTokens(lender(), ranges);
+  TokenRelease release = options_.region->ReleaseTokens(borrower(), ranges);
   // seq_cst pairs with the thread's store(true) before its last allocation
   // attempt: either that attempt sees these chunks or we see the flag.
   if (release.freed > 0 && stalled_.load() && stalled_.exchange(false)) {
@@ -174,7 +174,7 @@ bool RxPath::Receive(int conn, RxSink& sink, bool& dry) {
     frags.clear();
     uint64_t left = bytes;
     for (size_t i = 0; i < used; ++i) {
-      absl::StatusOr<Token> token = region.Lend(chunks[i], lender());
+      absl::StatusOr<Token> token = region.Lend(chunks[i], borrower());
       DEVMEM_CHECK(token.ok()) << options_.name << ": lend: " << token.status();
       const uint32_t size =
           static_cast<uint32_t>(std::min<uint64_t>(left, chunk_size_));

@@ -60,8 +60,8 @@ class RxPath {
   void Stop();
 
   const std::string& endpoint() const { return endpoint_; }
-  // The lender id tokens are lent under (the binding id).
-  LenderId lender() const { return options_.binding_id; }
+  // The borrower id tokens are lent under (the binding id).
+  BorrowerId borrower() const { return options_.binding_id; }
 
   // FailedPrecondition if a sink was already given; InvalidArgument for null.
   absl::Status StartRx(std::shared_ptr<RxSink> sink);
