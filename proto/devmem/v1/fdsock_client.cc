@@ -55,6 +55,10 @@ absl::StatusOr<v1::FdMessage> FdSessionClient::Call(
   for (;;) {
     ASSIGN_OR_RETURN(std::optional<v1::FdMessage> m,
                      ReadOne(absl::InfiniteDuration()));
+    // Without a timeout ReadOne returns a message or an error; testing the
+    // optional before using it also keeps GCC 12 from warning that the
+    // message may be used uninitialized (-Wmaybe-uninitialized).
+    if (!m.has_value()) continue;
     if (m->request_id() != id) {
       // A request-less error reply (e.g. to a frame the daemon could not
       // parse) has id 0 too; only daemon events are queued.
