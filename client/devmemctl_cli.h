@@ -71,9 +71,6 @@ ParseResult Parse(const std::vector<std::string>& args);
 // The help of `command` ("" for the overview).
 std::string Help(std::string_view command);
 
-// Parses "10", "64K", "4M", "1G" (powers of two). False on junk or overflow.
-bool ParseSize(std::string_view text, uint64_t* out);
-
 // Output, human (aligned tables) or JSON.
 std::string FormatDevices(const v1::ListDevicesResponse& r, bool json);
 std::string FormatBindings(const v1::ListBindingsResponse& r, bool json);
