@@ -7,6 +7,8 @@
 #include <optional>
 #include <thread>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -196,9 +198,33 @@ sigset_t BlockStopSignals() {
   return set;
 }
 
+}  // namespace
+
+std::string ErrorLine(const absl::Status& s) {
+  // A daemon message made from an errno already ends with its name, e.g.
+  // "...: Invalid argument (EINVAL)"; the gRPC code would say it again.
+  absl::string_view m = s.message();
+  bool names_errno = false;
+  if (absl::ConsumeSuffix(&m, ")")) {
+    const size_t open = m.rfind(" (E");
+    names_errno = open != m.npos &&
+                  std::all_of(m.begin() + open + 3, m.end(), [](char ch) {
+                    return absl::ascii_isupper(ch) || absl::ascii_isdigit(ch);
+                  });
+  }
+  if (names_errno || s.message().empty()) {
+    return absl::StrCat("devmemctl: ", s.message().empty()
+                                           ? absl::StatusCodeToString(s.code())
+                                           : std::string(s.message()));
+  }
+  return absl::StrCat("devmemctl: ", s.message(), " (",
+                      absl::StatusCodeToString(s.code()), ")");
+}
+
+namespace {
+
 int Fail(std::ostream& err, const absl::Status& s) {
-  err << "devmemctl: " << s.message() << " ("
-      << absl::StatusCodeToString(s.code()) << ")\n";
+  err << ErrorLine(s) << "\n";
   return kExitError;
 }
 

@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "devmem/v1/devmem.pb.h"
 
 namespace devmem::ctl {
@@ -70,6 +71,11 @@ ParseResult Parse(const std::vector<std::string>& args);
 
 // The help of `command` ("" for the overview).
 std::string Help(std::string_view command);
+
+// The line devmemctl prints for a failed call: the daemon's message, then
+// the status code's name unless the message already ends with an errno name
+// ("... (EINVAL)"), so nothing is said twice.
+std::string ErrorLine(const absl::Status& s);
 
 // Output, human (aligned tables) or JSON.
 std::string FormatDevices(const v1::ListDevicesResponse& r, bool json);

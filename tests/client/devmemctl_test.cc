@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/errno_status.h"
 #include "client/client.h"
 #include "client/devmemctl_cli.h"
 #include "gmock/gmock.h"
@@ -101,6 +102,19 @@ TEST(DevmemctlParse, SizeMessagesSayWhatWasWrongOnce) {
                       "--chunk-size", "2M"});
   ASSERT_EQ(ok.kind, Kind::kRun) << ok.text;
   EXPECT_EQ(ok.command.chunk_size, 2u << 20);
+}
+
+TEST(DevmemctlErrors, EachThingIsSaidOnce) {
+  // A daemon message made from an errno (base/errno_status) already names it.
+  EXPECT_EQ(ErrorLine(ErrnoToStatus(EINVAL, "bind sim0: the dmabuf: size 0")),
+            "devmemctl: bind sim0: the dmabuf: size 0: Invalid argument "
+            "(EINVAL)");
+  // Otherwise the code's name says what kind of failure it was.
+  EXPECT_EQ(ErrorLine(absl::PermissionDeniedError("uid 1000 is not allowed")),
+            "devmemctl: uid 1000 is not allowed (PERMISSION_DENIED)");
+  EXPECT_EQ(ErrorLine(absl::NotFoundError("binding 7 (of this session)")),
+            "devmemctl: binding 7 (of this session) (NOT_FOUND)");
+  EXPECT_EQ(ErrorLine(absl::UnavailableError("")), "devmemctl: UNAVAILABLE");
 }
 
 TEST(DevmemctlParse, UnbindNeedsANumber) {
