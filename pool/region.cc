@@ -142,7 +142,6 @@ absl::StatusOr<Chunk> Region::Alloc() {
         const uint32_t index = cache.slots[n - 1];
         cache.SetCount(n - 1);
         RegionCounters::Add<uint64_t>(cache.counters.alloc_fast, 1);
-        RegionCounters::Add<int64_t>(cache.counters.allocated, 1);
         ExitOwner(cache);
         Refs(meta_base_[index]).store(1, std::memory_order_relaxed);
         return Chunk{id_, index};
@@ -188,8 +187,6 @@ size_t Region::AllocBulk(absl::Span<Chunk> out) {
         }
         cache.SetCount(left);
         RegionCounters::Add<uint64_t>(cache.counters.alloc_fast, out.size());
-        RegionCounters::Add<int64_t>(cache.counters.allocated,
-                                     static_cast<int64_t>(out.size()));
         ExitOwner(cache);
         for (const Chunk& c : out) {
           Refs(meta_base_[c.index]).store(1, std::memory_order_relaxed);
@@ -221,8 +218,6 @@ size_t Region::AllocBulkSlow(Cache& cache, absl::Span<Chunk> out) {
       n += take;
     }
     RegionCounters::Add<uint64_t>(cache.counters.alloc_fast, n);
-    RegionCounters::Add<int64_t>(cache.counters.allocated,
-                                 static_cast<int64_t>(n));
   }
   for (size_t i = 0; i < n; ++i) {
     Refs(meta_base_[out[i].index]).store(1, std::memory_order_relaxed);
@@ -318,8 +313,6 @@ void Region::Recycle(const uint32_t* indices, size_t n) {
           std::memcpy(&cache.slots[count], indices, n * sizeof(uint32_t));
         }
         cache.SetCount(count + static_cast<uint32_t>(n));
-        RegionCounters::Add<int64_t>(cache.counters.allocated,
-                                     -static_cast<int64_t>(n));
         RegionCounters::Add<uint64_t>(cache.counters.recycle_cached, n);
         ExitOwner(cache);
         return;
@@ -328,6 +321,25 @@ void Region::Recycle(const uint32_t* indices, size_t n) {
     ExitOwner(cache);
   }
   RecycleSlow(CacheFor(slot), indices, n);
+}
+
+[[gnu::always_inline]] inline void Region::RecycleOne(uint32_t index) {
+  const uint32_t slot = pool_internal::ThreadSlot();
+  if (slot < num_caches_) [[likely]] {
+    Cache& cache = caches_[slot];
+    if (EnterOwner(cache)) [[likely]] {
+      const uint32_t count = cache.Count();
+      if (count < kCacheSize) [[likely]] {
+        cache.slots[count] = index;
+        cache.SetCount(count + 1);
+        RegionCounters::Add<uint64_t>(cache.counters.recycle_cached, 1);
+        ExitOwner(cache);
+        return;
+      }
+    }
+    ExitOwner(cache);
+  }
+  RecycleSlow(CacheFor(slot), &index, 1);
 }
 
 void Region::RecycleSlow(Cache& cache, const uint32_t* indices, size_t n) {
@@ -344,8 +356,6 @@ void Region::RecycleSlow(Cache& cache, const uint32_t* indices, size_t n) {
 }
 
 void Region::RecycleLocked(Cache& cache, const uint32_t* indices, size_t n) {
-  RegionCounters::Add<int64_t>(cache.counters.allocated,
-                               -static_cast<int64_t>(n));
   for (size_t i = 0; i < n; ++i) {
     if (cache.Count() == kCacheSize) [[unlikely]]
       FlushLocked(cache);
@@ -387,8 +397,6 @@ void Region::ReleaseToFreeList(const uint32_t* indices, size_t n) {
     SpinLockHolder l(d.mu);
     for (size_t i = 0; i < n; ++i) d.PushFreeLocked(*meta_, indices[i]);
     RegionCounters::AddShared<uint64_t>(shared_counters_.recycle_released, n);
-    RegionCounters::AddShared<int64_t>(shared_counters_.allocated,
-                                       -static_cast<int64_t>(n));
     if (!d.released &&
         d.FreeLocked() == d.carved.load(std::memory_order_relaxed)) {
       d.released = true;
@@ -431,7 +439,7 @@ absl::Status Region::Unref(Chunk c) {
     return RefError(c, "unref");
   switch (DropRef(c.index)) {
     case Drop::kLast:
-      Recycle(&c.index, 1);
+      RecycleOne(c.index);
       return absl::OkStatus();
     case Drop::kKept:
       return absl::OkStatus();
@@ -552,6 +560,9 @@ RetireReport Region::Outstanding() const {
 
 RegionStats Region::Stats() const {
   RegionStats s;
+  // The fast paths keep no gauge of their own (a counter fewer each way):
+  // inflight = served from caches + served by AllocSlow (`allocated`) -
+  // returned to caches - returned to the free list after Retire().
   int64_t allocated = 0;
   int64_t lent = 0;
   for (uint32_t i = 0; i <= num_caches_; ++i) {
@@ -560,6 +571,8 @@ RegionStats Region::Stats() const {
   }
   shared_counters_.AccumulateInto(s);
   allocated += shared_counters_.allocated.load(std::memory_order_relaxed);
+  allocated += static_cast<int64_t>(s.alloc_fast - s.recycle_cached -
+                                    s.recycle_released);
   lent += shared_counters_.lent.load(std::memory_order_relaxed);
   s.inflight_chunks = static_cast<uint64_t>(std::max<int64_t>(0, allocated));
   s.inflight_bytes = s.inflight_chunks << chunk_shift_;

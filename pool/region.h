@@ -232,6 +232,8 @@ class Region {
   uint32_t StealLocked(Cache& cache) ABSL_EXCLUSIVE_LOCKS_REQUIRED(cache.lock);
   // Returns chunks whose last reference was dropped to the pool.
   void Recycle(const uint32_t* indices, size_t n);
+  // Recycle() of one chunk, inlined into Unref.
+  void RecycleOne(uint32_t index);
   [[gnu::noinline]] void RecycleSlow(Cache& cache, const uint32_t* indices,
                                      size_t n);
   void RecycleLocked(Cache& cache, const uint32_t* indices, size_t n)
