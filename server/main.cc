@@ -206,6 +206,11 @@ int main(int argc, char** argv) {
     o.kubelet_dir = dir;
     o.resource_name = absl::GetFlag(FLAGS_resource_name);
     o.run_dir = config->run_dir();
+    devmem::server::Metrics* metrics = &daemon.metrics();
+    metrics->DevicePluginRegistered(false);
+    o.on_registration = [metrics](bool ok) {
+      metrics->DevicePluginRegistered(ok);
+    };
     plugin = std::make_unique<devmem::server::k8s::DevicePlugin>(
         o, [raw_provider] { return raw_provider->ListDevices(); });
     if (absl::Status s = plugin->Start(); !s.ok()) {

@@ -174,6 +174,11 @@ Metrics::Metrics(Broker* broker)
                   .Help("Bind and Unbind latency, server side.")
                   .Register(*registry_);
   bind_latency_ = &lat.Add({{"method", "Bind"}}, LatencyBuckets());
+  plugin_registered_ =
+      &prometheus::BuildGauge()
+           .Name("devmem_device_plugin_registered")
+           .Help("1 while the device plugin is registered with the kubelet.")
+           .Register(*registry_);
   unbind_latency_ = &lat.Add({{"method", "Unbind"}}, LatencyBuckets());
 }
 
@@ -206,6 +211,10 @@ void Metrics::FdSocketError(std::string_view reason) {
     }
   }
   fd_errors_->Add({{"reason", "other"}}).Increment();
+}
+
+void Metrics::DevicePluginRegistered(bool registered) {
+  plugin_registered_->Add({}).Set(registered ? 1 : 0);
 }
 
 void Metrics::BindDone(absl::Duration latency, const absl::Status& s) {

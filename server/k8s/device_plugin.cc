@@ -283,6 +283,7 @@ void DevicePlugin::BackgroundLoop() {
     }
     if (need_register) {
       absl::Status s = RegisterOnce();
+      if (options_.on_registration) options_.on_registration(s.ok());
       absl::MutexLock l(&mu_);
       if (s.ok()) {
         registered_ = true;

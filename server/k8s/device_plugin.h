@@ -69,6 +69,8 @@ struct DevicePluginOptions {
   std::string run_dir;  // devmemd's run dir, mounted into containers
   std::vector<std::string> excluded_devices;
   absl::Duration refresh_interval = absl::Seconds(1);
+  // Called (on the plugin's thread) when registration is won or fails.
+  std::function<void(bool registered)> on_registration;
 };
 
 using DeviceLister = std::function<absl::StatusOr<std::vector<DeviceInfo>>()>;

@@ -190,6 +190,12 @@ TEST(DevicePluginTest, RegistersServesAndFollowsLinkState) {
   DevicePluginOptions o;
   o.kubelet_dir = dir;
   o.run_dir = dir + "/run";
+  absl::Mutex reports_mu;
+  std::vector<bool> reports;  // what the metrics hook was told
+  o.on_registration = [&](bool ok) {
+    absl::MutexLock l(&reports_mu);
+    reports.push_back(ok);
+  };
   DevicePlugin plugin(o, [p] { return p->ListDevices(); });
   ASSERT_TRUE(plugin.Start().ok());
 
@@ -201,6 +207,13 @@ TEST(DevicePluginTest, RegistersServesAndFollowsLinkState) {
   EXPECT_EQ(reg->resource_name(), "devmem.dev/rx-queue");
   EXPECT_TRUE(reg->options().get_preferred_allocation_available());
   EXPECT_GE(kubelet.attempts(), 2);
+  {
+    absl::MutexLock l(&reports_mu);
+    auto reported = [&] { return reports.size() >= 2; };
+    ASSERT_TRUE(reports_mu.AwaitWithTimeout(absl::Condition(&reported), kWait));
+    EXPECT_FALSE(reports.front());  // refused first
+    EXPECT_TRUE(reports.back());
+  }
   EXPECT_EQ(::access((dir + "/devmemd.sock").c_str(), F_OK), 0);
 
   // The kubelet's calls on the plugin socket.
