@@ -1,16 +1,22 @@
 #include "server/k8s/device_plugin.h"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "base/errno_status.h"
 #include "base/log.h"
+#include "base/status_macros.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/security/server_credentials.h"
@@ -206,6 +212,33 @@ std::vector<PluginDevice> DevicePlugin::devices() const {
 
 absl::Status DevicePlugin::Start() {
   Refresh();
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) return ErrnoStatus("pipe2");
+  wake_read_ = UniqueFd(p[0]);
+  wake_write_ = UniqueFd(p[1]);
+  RETURN_IF_ERROR(Serve());
+  // Watch after serving, so our own unlink of a stale socket is not seen.
+  inotify_ = UniqueFd(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+  if (!inotify_.ok()) return ErrnoStatus("inotify_init1");
+  if (::inotify_add_watch(inotify_.get(), options_.kubelet_dir.c_str(),
+                          IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM) <
+      0) {
+    return ErrnoStatus(
+        absl::StrCat("inotify_add_watch ", options_.kubelet_dir));
+  }
+  background_ = std::thread([this] { BackgroundLoop(); });
+  return absl::OkStatus();
+}
+
+absl::Status DevicePlugin::Serve() {
+  if (server_ != nullptr) {
+    {
+      absl::MutexLock l(&mu_);
+      ++generation_;
+    }
+    server_->Shutdown(absl::ToChronoTime(absl::Now()));
+    server_.reset();
+  }
   ::unlink(socket_path().c_str());  // a stale socket from a previous run
   grpc::ServerBuilder b;
   b.AddListeningPort("unix:" + socket_path(),
@@ -219,7 +252,6 @@ absl::Status DevicePlugin::Start() {
   DEVMEM_LOG(kInfo, "device_plugin_serving")
       .Kv("socket", socket_path())
       .Kv("resource", options_.resource_name);
-  background_ = std::thread([this] { BackgroundLoop(); });
   return absl::OkStatus();
 }
 
@@ -229,9 +261,16 @@ void DevicePlugin::Stop() {
     if (stopping_) return;
     stopping_ = true;
   }
-  if (server_ != nullptr) server_->Shutdown(absl::ToChronoTime(absl::Now()));
+  if (wake_write_.ok()) {
+    const char c = 0;
+    (void)!::write(wake_write_.get(), &c, 1);
+  }
+  // The background thread may replace server_: join it first.
   if (background_.joinable()) background_.join();
-  if (server_ != nullptr) ::unlink(socket_path().c_str());
+  if (server_ != nullptr) {
+    server_->Shutdown(absl::ToChronoTime(absl::Now()));
+    ::unlink(socket_path().c_str());
+  }
 }
 
 void DevicePlugin::Refresh() {
@@ -281,11 +320,13 @@ void DevicePlugin::BackgroundLoop() {
       if (stopping_) return;
       need_register = !registered_;
     }
+    absl::Duration wait =
+        std::max(next_refresh - absl::Now(), absl::ZeroDuration());
     if (need_register) {
       absl::Status s = RegisterOnce();
       if (options_.on_registration) options_.on_registration(s.ok());
-      absl::MutexLock l(&mu_);
       if (s.ok()) {
+        absl::MutexLock l(&mu_);
         registered_ = true;
         backoff = absl::Milliseconds(100);
         DEVMEM_LOG(kInfo, "device_plugin_registered")
@@ -294,18 +335,56 @@ void DevicePlugin::BackgroundLoop() {
         DEVMEM_LOG(kWarning, "device_plugin_register_failed")
             .Kv("error", s.ToString())
             .Kv("retry_in_ms", absl::ToInt64Milliseconds(backoff));
-        mu_.AwaitWithTimeout(absl::Condition(&stopping_), backoff);
+        wait = std::min(wait, backoff);
         backoff = std::min(backoff * 2, absl::Seconds(30));
-        continue;
       }
     }
-    {
-      absl::MutexLock l(&mu_);
-      mu_.AwaitWithDeadline(absl::Condition(&stopping_), next_refresh);
-      if (stopping_) return;
+    WaitForEvents(wait);
+    if (absl::Now() >= next_refresh) {
+      next_refresh = absl::Now() + options_.refresh_interval;
+      Refresh();
     }
-    next_refresh = absl::Now() + options_.refresh_interval;
-    Refresh();
+  }
+}
+
+void DevicePlugin::WaitForEvents(absl::Duration timeout) {
+  pollfd fds[2] = {{inotify_.get(), POLLIN, 0}, {wake_read_.get(), POLLIN, 0}};
+  const int ms = static_cast<int>(
+      std::min<int64_t>(absl::ToInt64Milliseconds(timeout) + 1, 60'000));
+  if (::poll(fds, 2, ms) <= 0 || (fds[0].revents & POLLIN) == 0) return;
+  alignas(inotify_event) char buf[4096];
+  bool reserve = false, reregister = false;
+  for (;;) {
+    const ssize_t n = ::read(inotify_.get(), buf, sizeof(buf));
+    if (n <= 0) break;
+    for (ssize_t off = 0; off < n;) {
+      inotify_event ev;
+      std::memcpy(&ev, buf + off, sizeof(ev));
+      const char* name_at = buf + off + sizeof(inotify_event);
+      off += static_cast<ssize_t>(sizeof(inotify_event) + ev.len);
+      const std::string name = ev.len > 0 ? std::string(name_at) : "";
+      if (name == "kubelet.sock" && (ev.mask & (IN_CREATE | IN_MOVED_TO))) {
+        reregister = true;  // a (new) kubelet: register with it
+      } else if (name == kPluginSocketName &&
+                 (ev.mask & (IN_DELETE | IN_MOVED_FROM))) {
+        reserve = true;  // a restarted kubelet removed our socket
+      }
+    }
+  }
+  if (reserve) {
+    DEVMEM_LOG(kWarning, "device_plugin_socket_removed")
+        .Kv("socket", socket_path());
+    if (absl::Status s = Serve(); !s.ok()) {
+      DEVMEM_LOG(kError, "device_plugin_serve_failed")
+          .Kv("error", s.ToString());
+    }
+  }
+  if (reserve || reregister) {
+    DEVMEM_LOG(kInfo, "device_plugin_reregistering")
+        .Kv("reason", std::string(reserve ? "own socket removed"
+                                          : "kubelet.sock created"));
+    absl::MutexLock l(&mu_);
+    registered_ = false;
   }
 }
 
@@ -321,18 +400,25 @@ grpc::Status DevicePlugin::ListAndWatch(
     grpc::ServerContext* ctx, const v1beta1::Empty*,
     grpc::ServerWriter<v1beta1::ListAndWatchResponse>* writer) {
   uint64_t sent = 0;
+  uint64_t generation;
+  {
+    absl::MutexLock l(&mu_);
+    generation = generation_;
+  }
   for (;;) {
     v1beta1::ListAndWatchResponse r;
     {
       absl::MutexLock l(&mu_);
       auto changed = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-        return stopping_ || version_ != sent;
+        return stopping_ || version_ != sent || generation_ != generation;
       };
       // Wake up now and then to notice a cancelled stream.
       while (!changed() && !ctx->IsCancelled()) {
         mu_.AwaitWithTimeout(absl::Condition(&changed), absl::Seconds(1));
       }
-      if (stopping_ || ctx->IsCancelled()) return grpc::Status::OK;
+      if (stopping_ || generation_ != generation || ctx->IsCancelled()) {
+        return grpc::Status::OK;
+      }
       sent = version_;
       r = ToResponse(devices_);
     }

@@ -2,7 +2,10 @@
 // devmem RX queue, id "<ifname>-rxq<N>", resource devmem.dev/rx-queue by
 // default. Turned on by --kubelet-dir. Serves its socket in the kubelet dir
 // first, then registers with <kubelet-dir>/kubelet.sock, retrying with
-// backoff when that fails (the daemon keeps serving jobs regardless).
+// backoff when that fails (the daemon keeps serving jobs regardless). An
+// inotify watch on the directory notices a kubelet restart (kubelet.sock
+// created again: re-register at once) and the deletion of our own socket
+// (serve again, then re-register).
 //
 // The plugin sees devices only through a DeviceLister (the provider's
 // ListDevices), so it depends on nothing in the broker.
@@ -18,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "base/unique_fd.h"
 #include "k8s/deviceplugin/v1beta1/api.grpc.pb.h"
 #include "providers/provider.h"
 
@@ -111,18 +115,25 @@ class DevicePlugin final : public v1beta1::DevicePlugin::Service {
 
  private:
   absl::Status RegisterOnce();
+  absl::Status Serve();
   void BackgroundLoop();
+  // Waits up to `timeout` for inotify events or Stop; handles the events.
+  void WaitForEvents(absl::Duration timeout);
 
   const DevicePluginOptions options_;
   const DeviceLister lister_;
   std::unique_ptr<grpc::Server> server_;
   std::thread background_;
+  UniqueFd inotify_;
+  UniqueFd wake_read_, wake_write_;  // Stop() wakes the background thread
 
   mutable absl::Mutex mu_;
   std::vector<PluginDevice> devices_ ABSL_GUARDED_BY(mu_);
   uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
   bool registered_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Bumped when the server is replaced: ends the old server's streams now.
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace devmem::server::k8s

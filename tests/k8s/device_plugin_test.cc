@@ -145,6 +145,14 @@ class FakeKubelet final : public v1beta1::Registration::Service {
     absl::MutexLock l(&mu_);
     return attempts_;
   }
+  // Waits (bounded) until `n` registrations were accepted.
+  bool AwaitAccepted(size_t n) {
+    absl::MutexLock l(&mu_);
+    auto has = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+      return requests_.size() >= n;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&has), kWait);
+  }
 
  private:
   absl::Mutex mu_;
@@ -295,6 +303,35 @@ TEST(DevicePluginTest, RegistersServesAndFollowsLinkState) {
   plugin.Refresh();
   ASSERT_TRUE(stream->Read(&list));
   EXPECT_EQ(Health(list, "sim1-rxq1"), "Healthy");
+
+  // The kubelet restarts: it deletes our socket; devmemd serves again and
+  // re-registers (inotify, no poll).
+  ASSERT_EQ(::unlink((dir + "/devmemd.sock").c_str()), 0);
+  ASSERT_TRUE(kubelet.AwaitAccepted(2)) << "no re-registration";
+  EXPECT_EQ(::access((dir + "/devmemd.sock").c_str(), F_OK), 0);
+  // The old stream ended with the old server; a new one lists again.
+  while (stream->Read(&list)) {
+  }
+  grpc::ClientContext watch2;
+  watch2.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+  stub = v1beta1::DevicePlugin::NewStub(grpc::CreateChannel(
+      "unix:" + dir + "/devmemd.sock", grpc::InsecureChannelCredentials()));
+  stream = stub->ListAndWatch(&watch2, v1beta1::Empty());
+  ASSERT_TRUE(stream->Read(&list));
+  EXPECT_EQ(list.devices_size(), 10);
+
+  // A new kubelet: kubelet.sock is created again; devmemd registers with it.
+  kubelet_server->Shutdown();
+  kubelet_server.reset();
+  ::unlink((dir + "/kubelet.sock").c_str());
+  FakeKubelet kubelet2(/*refuse=*/0);
+  grpc::ServerBuilder b2;
+  b2.AddListeningPort("unix:" + dir + "/kubelet.sock",
+                      grpc::InsecureServerCredentials());
+  b2.RegisterService(&kubelet2);
+  kubelet_server = b2.BuildAndStart();
+  ASSERT_NE(kubelet_server, nullptr);
+  ASSERT_TRUE(kubelet2.AwaitAccepted(1)) << "no registration with new kubelet";
 
   plugin.Stop();
   // The stream ends when the plugin stops; its socket is gone.
