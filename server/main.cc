@@ -31,6 +31,7 @@
 #include "providers/provider.h"
 #include "server/config.h"
 #include "server/daemon.h"
+#include "server/k8s/device_plugin.h"
 #ifdef DEVMEM_HAVE_SIM_PROVIDER
 #include "providers/sim/sim_provider.h"
 #endif
@@ -60,6 +61,11 @@ ABSL_FLAG(std::string, listen, "",
 ABSL_FLAG(std::string, tls_cert, "", "PEM certificate for --listen");
 ABSL_FLAG(std::string, tls_key, "", "PEM key for --listen");
 ABSL_FLAG(std::string, log_level, "", "debug, info, warning or error");
+ABSL_FLAG(std::string, kubelet_dir, "",
+          "serve the Kubernetes device plugin in this directory and register "
+          "with its kubelet.sock");
+ABSL_FLAG(std::string, resource_name, devmem::server::k8s::kDefaultResourceName,
+          "extended resource name the device plugin advertises");
 
 namespace {
 
@@ -184,6 +190,9 @@ int PrintUsage() {
       {absl::GetFlagReflectionHandle(FLAGS_tls_cert), "FILE", "none"},
       {absl::GetFlagReflectionHandle(FLAGS_tls_key), "FILE", "none"},
       {absl::GetFlagReflectionHandle(FLAGS_log_level), "LEVEL", "info"},
+      {absl::GetFlagReflectionHandle(FLAGS_kubelet_dir), "DIR", "off"},
+      {absl::GetFlagReflectionHandle(FLAGS_resource_name), "NAME",
+       devmem::server::k8s::kDefaultResourceName},
   };
   std::string out = absl::StrCat(
       "usage: devmemd [FLAGS]\n\n", absl::ProgramUsageMessage(),
@@ -265,8 +274,27 @@ int main(int argc, char** argv) {
   auto provider = MakeProvider(*config);
   if (!provider.ok()) return Fail("provider", provider.status());
 
+  devmem::Provider* const raw_provider = provider->get();
   devmem::server::Daemon daemon(*std::move(provider), *config);
   if (absl::Status s = daemon.Start(); !s.ok()) return Fail("start", s);
+  std::unique_ptr<devmem::server::k8s::DevicePlugin> plugin;
+  if (const std::string dir = absl::GetFlag(FLAGS_kubelet_dir); !dir.empty()) {
+    devmem::server::k8s::DevicePluginOptions o;
+    o.kubelet_dir = dir;
+    o.resource_name = absl::GetFlag(FLAGS_resource_name);
+    o.run_dir = config->run_dir();
+    devmem::server::Metrics* metrics = &daemon.metrics();
+    metrics->DevicePluginRegistered(false);
+    o.on_registration = [metrics](bool ok) {
+      metrics->DevicePluginRegistered(ok);
+    };
+    plugin = std::make_unique<devmem::server::k8s::DevicePlugin>(
+        o, [raw_provider] { return raw_provider->ListDevices(); });
+    if (absl::Status s = plugin->Start(); !s.ok()) {
+      daemon.Stop();
+      return Fail("device plugin", s);
+    }
+  }
   if (daemon.metrics_port() != 0) {
     DEVMEM_LOG(kInfo, "metrics_listening").Kv("port", daemon.metrics_port());
   }
@@ -290,6 +318,7 @@ int main(int argc, char** argv) {
         .Kv("from_pid", info.si_pid);
     break;
   }
+  if (plugin != nullptr) plugin->Stop();
   daemon.Stop();
   return 0;
 }

@@ -83,6 +83,26 @@ class Metrics::BrokerCollector : public prometheus::Collectable {
     }
     out.push_back(std::move(queues));
 
+    // Per device, from the provider: link state and free RX queues (queue 0
+    // is never handed out, so it is not counted as free).
+    Caller admin;
+    admin.session_id = ~uint64_t{0};
+    if (auto views = broker_->ListDevices(admin); views.ok()) {
+      MetricFamily up = Gauge("devmem_device_up",
+                              "1 when the device's link is up, 0 when down.");
+      MetricFamily free_q =
+          Gauge("devmem_queues_free", "RX queues free for a new binding.");
+      MetricFamily total_q = Gauge("devmem_rx_queues", "RX queues, by device.");
+      for (const DeviceView& v : *views) {
+        Add(up, v.info.up ? 1 : 0, {{"device", v.info.name}});
+        Add(free_q, v.free_rx_queues, {{"device", v.info.name}});
+        Add(total_q, v.info.rx_queues, {{"device", v.info.name}});
+      }
+      out.push_back(std::move(up));
+      out.push_back(std::move(free_q));
+      out.push_back(std::move(total_q));
+    }
+
     // Per-binding pool stats; series vanish with the binding.
     MetricFamily inflight = Gauge("devmem_pool_inflight_chunks",
                                   "Chunks with a reference held, by binding.");
@@ -154,6 +174,11 @@ Metrics::Metrics(Broker* broker)
                   .Help("Bind and Unbind latency, server side.")
                   .Register(*registry_);
   bind_latency_ = &lat.Add({{"method", "Bind"}}, LatencyBuckets());
+  plugin_registered_ =
+      &prometheus::BuildGauge()
+           .Name("devmem_device_plugin_registered")
+           .Help("1 while the device plugin is registered with the kubelet.")
+           .Register(*registry_);
   unbind_latency_ = &lat.Add({{"method", "Unbind"}}, LatencyBuckets());
 }
 
@@ -186,6 +211,10 @@ void Metrics::FdSocketError(std::string_view reason) {
     }
   }
   fd_errors_->Add({{"reason", "other"}}).Increment();
+}
+
+void Metrics::DevicePluginRegistered(bool registered) {
+  plugin_registered_->Add({}).Set(registered ? 1 : 0);
 }
 
 void Metrics::BindDone(absl::Duration latency, const absl::Status& s) {

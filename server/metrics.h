@@ -25,6 +25,7 @@
 #include "prometheus/counter.h"
 #include "prometheus/exposer.h"
 #include "prometheus/family.h"
+#include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
 #include "server/broker.h"
@@ -45,6 +46,9 @@ class Metrics : public RpcObserver {
   std::string Render() const;
 
   void FdSocketError(std::string_view reason);
+  // devmem_device_plugin_registered: 1 while the device plugin is registered
+  // with the kubelet. The series exists only once the plugin reported.
+  void DevicePluginRegistered(bool registered);
   void BindDone(absl::Duration latency, const absl::Status& s) override;
   void UnbindDone(absl::Duration latency, const absl::Status& s) override;
 
@@ -58,6 +62,7 @@ class Metrics : public RpcObserver {
   prometheus::Family<prometheus::Counter>* rpc_results_;
   prometheus::Histogram* bind_latency_;
   prometheus::Histogram* unbind_latency_;
+  prometheus::Family<prometheus::Gauge>* plugin_registered_;
   std::unique_ptr<prometheus::Exposer> exposer_;
 };
 

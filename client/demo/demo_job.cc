@@ -4,6 +4,7 @@
 // the stream, returns the tokens, unbinds, and prints a summary.
 //
 //   devmem-demo-job [--run-dir DIR] [--device sim0] [--queues N]
+//                   [--queue-ids 14,15]
 //                   [--buffer-size BYTES] [--chunk-size B] [--bytes N]
 //                   [--endpoint-file FILE] [--listen PORT] [--no-return]
 //
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -27,6 +29,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "base/byte_size.h"
@@ -50,8 +53,11 @@ constexpr char kUsage[] =
     "usage: devmem-demo-job [options]\n"
     "  --run-dir DIR         devmemd's socket directory (default: "
     "$DEVMEM_SOCKET's, else /run/devmemd)\n"
-    "  --device NAME         device to bind (default sim0)\n"
+    "  --device NAME         device to bind (default: $DEVMEM_IFNAME, else "
+    "sim0)\n"
     "  --queues N            RX queues to bind (default 1)\n"
+    "  --queue-ids LIST      exactly these RX queues, e.g. 14,15 (default: "
+    "$DEVMEM_RX_QUEUES, set by the Kubernetes device plugin)\n"
     "  --buffer-size BYTES   dmabuf size (default 64M)\n"
     "  --chunk-size BYTES    chunk size (default: the daemon's, 4096)\n"
     "  --bytes N             expect exactly N bytes (default: until the "
@@ -66,6 +72,7 @@ struct Args {
   std::string run_dir;
   std::string device = "sim0";
   uint32_t queues = 1;
+  std::vector<uint32_t> queue_ids;  // non-empty: bind exactly these
   uint64_t buffer_size = 64ull << 20;
   uint32_t chunk_size = 0;
   uint64_t bytes = 0;
@@ -142,7 +149,11 @@ absl::Status Run(const Args& args, bool* verified_all) {
   devmem::UniqueFd listener;
   devmem::RxBindOptions rx;
   rx.device = args.device;
-  rx.num_queues = args.queues;
+  if (args.queue_ids.empty()) {
+    rx.num_queues = args.queues;
+  } else {
+    rx.queue_ids = args.queue_ids;
+  }
   rx.chunk_size = args.chunk_size;
   rx.name = "demo-rx";
   if (kernel) {
@@ -268,6 +279,25 @@ absl::Status Run(const Args& args, bool* verified_all) {
 int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   Args args;
+  // In a pod that requested devmem.dev/rx-queue, the device plugin's
+  // Allocate said which device and queues are this pod's.
+  auto parse_ids = [](const std::string& list, std::vector<uint32_t>* out) {
+    out->clear();
+    for (absl::string_view part : absl::StrSplit(list, ',')) {
+      uint32_t q = 0;
+      if (!absl::SimpleAtoi(part, &q)) return false;
+      out->push_back(q);
+    }
+    return !out->empty();
+  };
+  if (const char* e = std::getenv("DEVMEM_IFNAME"); e != nullptr && *e) {
+    args.device = e;
+  }
+  if (const char* e = std::getenv("DEVMEM_RX_QUEUES"); e != nullptr && *e) {
+    if (!parse_ids(e, &args.queue_ids)) {
+      return Usage("bad DEVMEM_RX_QUEUES (want e.g. 14,15)");
+    }
+  }
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     std::string v;
@@ -289,6 +319,10 @@ int main(int argc, char** argv) {
     } else if (a == "--queues") {
       if (!value() || !absl::SimpleAtoi(v, &args.queues) || args.queues == 0) {
         return Usage("bad --queues");
+      }
+    } else if (a == "--queue-ids") {
+      if (!value() || !parse_ids(v, &args.queue_ids)) {
+        return Usage("bad --queue-ids (want e.g. 14,15)");
       }
     } else if (a == "--buffer-size") {
       if (!value() || !ParseBytes(v, &args.buffer_size)) {
