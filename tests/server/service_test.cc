@@ -253,7 +253,9 @@ TEST_F(ServiceTest, AuthenticationAndLocality) {
             grpc::StatusCode::PERMISSION_DENIED);
 }
 
-TEST_F(ServiceTest, SessionCloseReleasesWithinOneSecond) {
+// The release itself; how long it takes is a figure, printed here and
+// measured across processes in devmemd_process_test (no wall-clock asserts).
+TEST_F(ServiceTest, SessionCloseReleasesTheBinding) {
   auto watcher = Session();
   auto s = Session();
   auto buf = Dmabuf::CreateMemfd("c", 1 << 20);
