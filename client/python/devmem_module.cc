@@ -148,6 +148,42 @@ struct PyFrag {
   py::object base;
 };
 
+// One Receive()'s frags, kept as C++ Frags: Python objects are made only
+// for the frags a caller indexes, and release(batch) needs no conversion.
+struct PyBatch {
+  std::vector<Frag> frags;
+  py::object base;    // the buffer's memoryview (dmabuf frags)
+  py::object linear;  // bytes of the linear payload, or None
+  uint64_t bytes = 0;
+
+  PyFrag At(py::ssize_t i) const {
+    const auto n = static_cast<py::ssize_t>(frags.size());
+    if (i < 0) i += n;
+    if (i < 0 || i >= n) throw py::index_error("frag index out of range");
+    const Frag& f = frags[i];
+    return PyFrag{f, f.is_dmabuf() ? base : linear};
+  }
+  // Frags adjacent in the buffer merged: [(offset, size), ...] (dmabuf).
+  py::list Runs() const {
+    py::list out;
+    uint64_t off = 0, len = 0;
+    bool open = false;
+    for (const Frag& f : frags) {
+      if (!f.is_dmabuf()) continue;
+      if (open && off + len == f.offset) {
+        len += f.size;
+        continue;
+      }
+      if (open) out.append(py::make_tuple(off, len));
+      off = f.offset;
+      len = f.size;
+      open = true;
+    }
+    if (open) out.append(py::make_tuple(off, len));
+    return out;
+  }
+};
+
 class PyClient;
 
 class PyBinding {
@@ -194,19 +230,26 @@ class PyRx {
         batch = s_.Receive(slice);
       }
       Check(batch.status());
-      if (!batch->empty()) return Convert(*batch);
+      if (!batch->empty()) return Convert(std::move(*batch));
       if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-      if (absl::Now() >= deadline) return py::make_tuple(py::list(), false);
+      if (absl::Now() >= deadline) {
+        return py::make_tuple(PyBatch{{}, base_, py::none(), 0}, false);
+      }
     }
   }
 
-  void Return(const py::iterable& frags) {
+  void Return(const py::object& frags) {
     std::vector<Frag> v;
-    for (py::handle h : frags) v.push_back(h.cast<const PyFrag&>().frag);
+    const std::vector<Frag>* p = &v;
+    if (py::isinstance<PyBatch>(frags)) {
+      p = &frags.cast<const PyBatch&>().frags;
+    } else {
+      for (py::handle h : frags) v.push_back(h.cast<const PyFrag&>().frag);
+    }
     absl::Status s;
     {
       py::gil_scoped_release nogil;
-      s = s_.Return(v);
+      s = s_.Return(*p);
     }
     Check(s);
   }
@@ -226,21 +269,15 @@ class PyRx {
   }
 
  private:
-  py::tuple Convert(const RxBatch& batch) {
-    py::list out;
-    py::object linear;
-    for (const Frag& f : batch.frags) {
-      py::object base = base_;
-      if (!f.is_dmabuf()) {
-        if (!linear) {
-          linear = py::bytes(reinterpret_cast<const char*>(batch.linear.data()),
-                             batch.linear.size());
-        }
-        base = linear;
-      }
-      out.append(PyFrag{f, base});
+  py::tuple Convert(RxBatch batch) {
+    py::object linear = py::none();
+    if (!batch.linear.empty()) {
+      linear = py::bytes(reinterpret_cast<const char*>(batch.linear.data()),
+                         batch.linear.size());
     }
-    return py::make_tuple(std::move(out), batch.end_of_stream);
+    const bool eos = batch.end_of_stream;
+    return py::make_tuple(
+        PyBatch{std::move(batch.frags), base_, linear, batch.bytes}, eos);
   }
 
   RxSocket s_;
@@ -462,6 +499,19 @@ PYBIND11_MODULE(_devmem, m) {
                ", size=" + std::to_string(f.frag.size) +
                ", token=" + std::to_string(f.frag.token) +
                (f.frag.is_dmabuf() ? ")" : ", linear)");
+      });
+
+  py::class_<PyBatch>(m, "Batch",
+                      "One receive's frags (a sequence of Frag, in stream "
+                      "order); `bytes` is their payload total.")
+      .def("__len__", [](const PyBatch& b) { return b.frags.size(); })
+      .def("__getitem__", &PyBatch::At)
+      .def_property_readonly("bytes", [](const PyBatch& b) { return b.bytes; })
+      .def("runs", &PyBatch::Runs,
+           "Frags adjacent in the buffer merged: [(offset, size), ...].")
+      .def("__repr__", [](const PyBatch& b) {
+        return "Batch(" + std::to_string(b.frags.size()) + " frags, " +
+               std::to_string(b.bytes) + " bytes)";
       });
 
   py::class_<PyBinding>(m, "Binding")

@@ -163,19 +163,13 @@ class Buffer:
         return f"Buffer({self.kind}, size={self.size})"
 
 
-class Batch(list):
-    """One receive's frags (a list of Frag, in stream order).
-
-    Each Frag has offset and size (where the payload is in the buffer),
-    token (the chunk held until released), is_dmabuf, and view: a zero-copy
-    memoryview of the payload (host memory). `bytes` is the payload total.
-    """
-
-    __slots__ = ("bytes",)
-
-    def __init__(self, frags):
-        super().__init__(frags)
-        self.bytes = sum(f.size for f in self)
+Batch = _devmem.Batch
+Batch.__doc__ = """One receive's frags: a sequence of Frag in stream order
+(len(), indexing, iteration). Each Frag has offset and size (where the
+payload is in the buffer), token (the chunk held until released),
+is_dmabuf, and view: a zero-copy memoryview of the payload (host memory).
+`bytes` is the payload total; runs() merges frags adjacent in the buffer
+into (offset, size) pairs. Pass the whole batch to Receiver.release()."""
 
 
 class Receiver:
@@ -199,11 +193,11 @@ class Receiver:
         timeout = _timeout(timeout)
         if self._eos:
             return None
-        frags, eos = self._impl.receive(timeout)
+        batch, eos = self._impl.receive(timeout)
         if eos:
             self._eos = True
             return None
-        return Batch(frags)
+        return batch
 
     def __iter__(self) -> Iterator[Batch]:
         while True:
@@ -218,7 +212,7 @@ class Receiver:
         InvalidArgument when some were not outstanding."""
         if isinstance(frags, Frag):
             frags = (frags,)
-        self._impl.release(frags)
+        self._impl.release(frags)     # a Batch goes through without copies
 
     def recv_into(self, out, timeout: Optional[float] = None) -> int:
         """Copies the next payload into the writable buffer `out` (a numpy

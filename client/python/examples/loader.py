@@ -35,17 +35,6 @@ def byte_size(text):
     return int(num) * _UNITS[unit]
 
 
-def runs(batch):
-    """Coalesces frags adjacent in the buffer: [(offset, size), ...]."""
-    out = []
-    for f in batch:
-        if out and out[-1][0] + out[-1][1] == f.offset:
-            out[-1][1] += f.size
-        else:
-            out.append([f.offset, f.size])
-    return out
-
-
 class TrainingStep:
     """Stands for the model's step: consumes arrays without copying them."""
 
@@ -108,7 +97,7 @@ def main(argv=None):
                     raise SystemExit(f"loader: nothing arrived for "
                                      f"{a.idle_timeout} s at {pos}")
                 arrays = []
-                for off, size in runs(batch):
+                for off, size in batch.runs():
                     view = buf.view(off, size)
                     if not a.no_verify:
                         bad = devmem.verify_pattern(pos, view)
