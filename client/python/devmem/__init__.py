@@ -419,10 +419,12 @@ class Client:
                 flows: Iterable[Flow] = (), chunk_size: int = 0,
                 name: str = "") -> Binding:
         """Binds `buf` to RX queues of `device`: exactly one of num_queues
-        (the daemon picks) or queue_ids (these). Daemon errors:
-        InvalidArgument (unknown device or queue), AlreadyExists (queue
-        bound), ResourceExhausted (quota, not enough free queues),
-        FailedPrecondition (no devmem on the device)."""
+        (the daemon picks) or queue_ids (these). Daemon errors (what
+        devmemd answers, tests/python): NotFound (unknown device),
+        InvalidArgument (unknown queue), AlreadyExists (queue bound),
+        ResourceExhausted (quota, not enough free queues), Unavailable
+        (link down), Error with code UNIMPLEMENTED (no devmem or header
+        split on the device)."""
         if not isinstance(buf, Buffer):
             raise TypeError(f"buf must be a devmem.Buffer, not "
                             f"{type(buf).__name__}")
