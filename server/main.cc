@@ -26,6 +26,7 @@
 #include "providers/provider.h"
 #include "server/config.h"
 #include "server/daemon.h"
+#include "server/privilege.h"
 #ifdef DEVMEM_HAVE_SIM_PROVIDER
 #include "providers/sim/sim_provider.h"
 #endif
@@ -188,6 +189,12 @@ int main(int argc, char** argv) {
 
   auto config = BuildConfig();
   if (!config.ok()) return Fail("config", config.status());
+  // Least privilege before any thread starts (server/privilege.h).
+  if (absl::Status s = devmem::server::DropPrivileges(
+          devmem::server::CapabilitiesForProvider(config->provider()));
+      !s.ok()) {
+    return Fail("drop_privileges", s);
+  }
   auto provider = MakeProvider(*config);
   if (!provider.ok()) return Fail("provider", provider.status());
 
