@@ -16,12 +16,12 @@
 // integers are little endian, exactly the layouts of the kernel structs
 // named below, so a job's parsing code is the same for both providers.
 //
-//   sim -> job                                  job -> sim
-//   kRxFrags      N x struct dmabuf_cmsg        kDontneed    N x struct
-//   dmabuf_token kDontneedDone SimDpDontneedDone             kTxConnect
-//   "127.0.0.1:PORT" kTxAccepted   SimDpTxAccepted               kTxSend
-//   SimDpTxSend kTxCompletion SimDpTxCompletion kClosed       SimDpClosed +
-//   message text
+// Packets, by direction:
+//   sim -> job: kRxFrags (N x struct dmabuf_cmsg), kDontneedDone (one
+//               DontneedDone), kTxAccepted (one TxAccepted), kTxCompletion
+//               (one TxCompletion), kClosed (one Closed, then message text)
+//   job -> sim: kDontneed (N x struct dmabuf_token), kTxConnect (the text
+//               "127.0.0.1:PORT"), kTxSend (one TxSend)
 //
 // RX: the sim sends kRxFrags records in stream order; each record holds one
 // token (one chunk of the binding's region) until a kDontneed gives it back.

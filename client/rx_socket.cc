@@ -16,7 +16,7 @@
 #include "client/internal/client_core.h"
 #include "client/internal/rx_impl.h"
 #include "pool/token_range.h"
-#include "proto/devmem/v1/fdsock_codec.h"
+#include "session/fdsock_codec.h"
 
 namespace devmem {
 namespace rx_internal {

@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "base/log.h"
 #include "base/status_macros.h"
+#include "providers/flow.h"
 
 namespace devmem::server {
 
@@ -300,11 +301,7 @@ absl::Status ValidateParams(const BindParams& p) {
   if (p.flows.size() > 64) {
     return absl::InvalidArgumentError("rx: at most 64 flows");
   }
-  for (const Flow& f : p.flows) {
-    if (f.dst_port == 0) {
-      return absl::InvalidArgumentError("flow: dst_port is required");
-    }
-  }
+  for (const Flow& f : p.flows) RETURN_IF_ERROR(CheckFlow(f));
   if (p.chunk_size != 0 && (p.chunk_size < Region::kMinChunkSize ||
                             p.chunk_size > Region::kMaxChunkSize ||
                             (p.chunk_size & (p.chunk_size - 1)) != 0)) {

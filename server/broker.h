@@ -156,7 +156,7 @@ struct DeviceView {
   std::vector<uint32_t> visible_binding_ids;  // parallel to info.queues
 };
 
-enum class EventKind { kSnapshot = 1, kBound, kDraining, kReleased, kDevice };
+enum class EventKind { kSnapshot = 1, kBound, kDraining, kReleased };
 
 struct Event {
   EventKind kind;
@@ -230,9 +230,9 @@ class Broker {
 
   // ---- Bindings ----------------------------------------------------------
   // See the file comment for the steps. Errors: PermissionDenied (no session,
-  // not local), InvalidArgument (bad params, unknown device or queue),
-  // NotFound (ticket), AlreadyExists (queue bound), ResourceExhausted (quota
-  // or free queues), plus the provider's errors.
+  // not local), InvalidArgument (bad params or queue), NotFound (unknown
+  // device; unknown, expired or used ticket), AlreadyExists (queue bound),
+  // ResourceExhausted (quota or free queues), plus the provider's errors.
   absl::StatusOr<BindingView> Bind(const Caller& caller, BindParams params);
   // NotFound, PermissionDenied (another session's), FailedPrecondition
   // (already released).

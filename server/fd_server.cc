@@ -17,7 +17,7 @@
 #include "base/fd_socket.h"
 #include "base/log.h"
 #include "base/status_macros.h"
-#include "proto/devmem/v1/fdsock_codec.h"
+#include "session/fdsock_codec.h"
 
 namespace devmem::server {
 

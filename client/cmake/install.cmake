@@ -6,7 +6,7 @@
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
-set(_devmem_client_libs devmem_client devmem_fdsock devmem_proto
+set(_devmem_client_libs devmem_client devmem_session devmem_proto
     devmem_dmabuf devmem_pool devmem_base)
 install(TARGETS ${_devmem_client_libs}
   EXPORT devmem_clientTargets
@@ -23,9 +23,9 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/client
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT devmem_client
   FILES_MATCHING PATTERN "*.h"
   PATTERN "internal" EXCLUDE PATTERN "demo" EXCLUDE PATTERN "cmake" EXCLUDE)
-install(FILES ${PROJECT_SOURCE_DIR}/proto/devmem/v1/fdsock_client.h
-              ${PROJECT_SOURCE_DIR}/proto/devmem/v1/fdsock_codec.h
-  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/proto/devmem/v1
+install(FILES ${PROJECT_SOURCE_DIR}/session/fdsock_client.h
+              ${PROJECT_SOURCE_DIR}/session/fdsock_codec.h
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/session
   COMPONENT devmem_client)
 install(DIRECTORY ${PROJECT_BINARY_DIR}/proto/devmem
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT devmem_client

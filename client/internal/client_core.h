@@ -25,7 +25,7 @@
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/status.h"
 #include "pool/token_range.h"
-#include "proto/devmem/v1/fdsock_client.h"
+#include "session/fdsock_client.h"
 
 namespace devmem::client_internal {
 

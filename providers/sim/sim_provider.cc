@@ -19,6 +19,7 @@
 #include "base/mutex.h"
 #include "base/status_macros.h"
 #include "providers/common/dmabuf_check.h"
+#include "providers/flow.h"
 #include "providers/sim/internal/mapping.h"
 #include "providers/sim/internal/rx_path.h"
 #include "providers/sim/internal/tx_path.h"
@@ -271,22 +272,9 @@ using sim_internal::SimKernel;
 using sim_internal::TxPath;
 
 absl::Status ValidateFlow(const Flow& flow, const std::string& ctx) {
-  if (flow.dst_port == 0) {
-    return ErrnoToStatus(EINVAL, absl::StrCat(ctx, ": dst_port must be set"));
-  }
-  const int family = flow.ipv6 ? AF_INET6 : AF_INET;
-  const char* family_name = flow.ipv6 ? "IPv6" : "IPv4";
-  for (const auto& [field, value] :
-       {std::pair<const char*, const std::string*>{"src_ip", &flow.src_ip},
-        {"dst_ip", &flow.dst_ip}}) {
-    unsigned char buf[16];
-    if (!value->empty() && ::inet_pton(family, value->c_str(), buf) != 1) {
-      return ErrnoToStatus(
-          EINVAL, absl::StrCat(ctx, ": ", field, " \"", *value, "\" is not an ",
-                               family_name, " address"));
-    }
-  }
-  return absl::OkStatus();
+  absl::Status status = CheckFlow(flow);
+  if (status.ok()) return status;
+  return ErrnoToStatus(EINVAL, absl::StrCat(ctx, ": ", status.message()));
 }
 
 bool SameFlow(const Flow& a, const Flow& b) {

@@ -363,7 +363,11 @@ TEST_F(SimControlTest, FlowsAreValidatedRecordedAndRemoved) {
     EXPECT_EQ(StatusErrno(s), EINVAL) << s;
     EXPECT_THAT(std::string(s.message()), HasSubstr(text));
   };
-  expect_einval(Flow{.dst_ip = "10.0.0.2"}, "dst_port must be set");
+  expect_einval(Flow{.dst_ip = "10.0.0.2"}, "dst_port is required");
+  // Parsed on the exact bytes: nothing after a NUL is cut off silently.
+  expect_einval(
+      Flow{.dst_ip = std::string("10.0.0.2\0junk", 13), .dst_port = 1},
+      "dst_ip \"10.0.0.2\\000junk\" is not an IPv4");
   expect_einval(Flow{.dst_ip = "10.0.0.256", .dst_port = 1}, "dst_ip");
   expect_einval(Flow{.src_ip = "fd00::1", .dst_port = 1}, "not an IPv4");
   expect_einval(Flow{.ipv6 = true, .dst_ip = "10.0.0.1", .dst_port = 1},

@@ -4,7 +4,9 @@
 
 #include <memory>
 
+#include "absl/strings/escaping.h"
 #include "client/dmabuf/dmabuf.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/server/fake_provider.h"
 
@@ -334,6 +336,37 @@ TEST_F(BrokerTest, ValidatesParams) {
   p.flows.push_back({});
   EXPECT_EQ(broker_->Bind(s.caller, p).status().code(),
             absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(provider_.state().flows.load(), 0);
+}
+
+// Issue 10 defect 7: an address is parsed on its exact bytes, so text after
+// an embedded NUL is not silently cut off; and nothing is bound.
+TEST_F(BrokerTest, FlowAddressesAreParsedStrictly) {
+  Sess s = Open(1000);
+  const std::string bad[] = {
+      std::string("10.0.0.1\0junk", 13), "10.0.0.1 ", "10.0.0.256",
+      "::1" /* IPv6 text for an IPv4 flow */, std::string(46, '1')};
+  for (const std::string& addr : bad) {
+    for (bool dst : {true, false}) {
+      BindParams p = Rx(Ticket(s), 1);
+      Flow f{.dst_port = 5201};
+      (dst ? f.dst_ip : f.src_ip) = addr;
+      p.flows.push_back(f);
+      absl::StatusOr<BindingView> got = broker_->Bind(s.caller, p);
+      EXPECT_EQ(got.status().code(), absl::StatusCode::kInvalidArgument)
+          << absl::CEscape(addr) << " " << got.status();
+      EXPECT_THAT(std::string(got.status().message()),
+                  ::testing::HasSubstr(dst ? "dst_ip" : "src_ip"));
+    }
+  }
+  EXPECT_EQ(provider_.state().flows.load(), 0);
+  EXPECT_EQ(provider_.state().bindings.load(), 0);
+  // The same addresses written correctly bind.
+  BindParams p = Rx(Ticket(s), 1);
+  p.flows.push_back(
+      {.src_ip = "10.0.0.2", .dst_ip = "10.0.0.1", .dst_port = 5201});
+  EXPECT_TRUE(broker_->Bind(s.caller, p).ok());
+  EXPECT_EQ(provider_.state().flows.load(), 1);
 }
 
 }  // namespace

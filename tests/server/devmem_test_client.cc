@@ -18,7 +18,7 @@
 #include "devmem/v1/devmem.grpc.pb.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
-#include "proto/devmem/v1/fdsock_client.h"
+#include "session/fdsock_client.h"
 
 namespace {
 

@@ -20,8 +20,8 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
-#include "proto/devmem/v1/fdsock_client.h"
-#include "proto/devmem/v1/fdsock_codec.h"
+#include "session/fdsock_client.h"
+#include "session/fdsock_codec.h"
 #include "tests/server/proc_status.h"
 #include "tests/server/test_util.h"
 

@@ -14,8 +14,8 @@
 // with it. The client library builds on this; it never links server/.
 //
 // Thread safety: not thread-safe; use one object from one thread at a time.
-#ifndef DEVMEM_PROTO_DEVMEM_V1_FDSOCK_CLIENT_H_
-#define DEVMEM_PROTO_DEVMEM_V1_FDSOCK_CLIENT_H_
+#ifndef DEVMEM_SESSION_FDSOCK_CLIENT_H_
+#define DEVMEM_SESSION_FDSOCK_CLIENT_H_
 
 #include <cstdint>
 #include <deque>
@@ -84,4 +84,4 @@ class FdSessionClient {
 
 }  // namespace devmem::fdsock
 
-#endif  // DEVMEM_PROTO_DEVMEM_V1_FDSOCK_CLIENT_H_
+#endif  // DEVMEM_SESSION_FDSOCK_CLIENT_H_

@@ -6,8 +6,8 @@
 // records; PackFrags/UnpackFrags convert them.
 //
 // Thread safety: every function is thread-safe (stateless).
-#ifndef DEVMEM_PROTO_DEVMEM_V1_FDSOCK_CODEC_H_
-#define DEVMEM_PROTO_DEVMEM_V1_FDSOCK_CODEC_H_
+#ifndef DEVMEM_SESSION_FDSOCK_CODEC_H_
+#define DEVMEM_SESSION_FDSOCK_CODEC_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -65,4 +65,4 @@ v1::Error StatusToError(const absl::Status& status, std::string_view reason);
 
 }  // namespace devmem::fdsock
 
-#endif  // DEVMEM_PROTO_DEVMEM_V1_FDSOCK_CODEC_H_
+#endif  // DEVMEM_SESSION_FDSOCK_CODEC_H_

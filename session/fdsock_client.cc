@@ -1,11 +1,11 @@
-#include "proto/devmem/v1/fdsock_client.h"
+#include "session/fdsock_client.h"
 
 #include <poll.h>
 
 #include "absl/strings/str_cat.h"
 #include "base/errno_status.h"
 #include "base/status_macros.h"
-#include "proto/devmem/v1/fdsock_codec.h"
+#include "session/fdsock_codec.h"
 
 namespace devmem::fdsock {
 
@@ -55,6 +55,7 @@ absl::StatusOr<v1::FdMessage> FdSessionClient::Call(
   for (;;) {
     ASSIGN_OR_RETURN(std::optional<v1::FdMessage> m,
                      ReadOne(absl::InfiniteDuration()));
+    if (!m.has_value()) continue;  // not possible with an infinite wait
     if (m->request_id() != id) {
       // A request-less error reply (e.g. to a frame the daemon could not
       // parse) has id 0 too; only daemon events are queued.

@@ -1,4 +1,4 @@
-#include "proto/devmem/v1/fdsock_codec.h"
+#include "session/fdsock_codec.h"
 
 #include <cstring>
 
