@@ -25,10 +25,12 @@
 //   * each outstanding token (Lend() takes one, ReleaseTokens() drops it).
 // When the last reference is dropped the chunk goes back to the pool.
 //
-// Thread safety: every method is thread-safe. Alloc/Free/Ref/Unref never take
-// a lock shared between threads on their fast path (each thread's cache has
-// its own lock, uncontended unless more threads than caches use the region).
-// Stats() takes no lock.
+// Thread safety: every method is thread-safe. Alloc/Free/Ref/Unref execute
+// no locked instruction on their fast path: each thread owns a cache (by its
+// slot, pool/internal/thread_slot.h) and uses it with plain loads and
+// stores; other threads reach a cache (stealing, Retire's drain) through the
+// asymmetric-fence handshake of pool/internal/cache.h. Threads beyond the
+// region's cache count share one locked cache. Stats() takes no lock.
 //
 // Lifetime: a Region is shared (std::shared_ptr); whoever holds chunks must
 // hold the Region. Destroying a Region with chunks outstanding is a bug that
@@ -53,6 +55,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "pool/chunk.h"
+#include "pool/internal/cache.h"
 #include "pool/stats.h"
 #include "pool/token_range.h"
 
@@ -60,7 +63,6 @@ namespace devmem {
 
 namespace pool_internal {
 struct ChunkMeta;
-struct Cache;
 struct Depot;
 class MetaArray;
 }  // namespace pool_internal
@@ -97,8 +99,9 @@ class Region {
  public:
   static constexpr uint32_t kMinChunkSize = 4096;
   static constexpr uint32_t kMaxChunkSize = 2u << 20;
-  static constexpr uint32_t kCacheSize = 128;       // PP_ALLOC_CACHE_SIZE
-  static constexpr uint32_t kBatch = 64;            // PP_ALLOC_CACHE_REFILL
+  static constexpr uint32_t kCacheSize =
+      pool_internal::kCacheSlots;         // PP_ALLOC_CACHE_SIZE
+  static constexpr uint32_t kBatch = 64;  // PP_ALLOC_CACHE_REFILL
   static constexpr uint64_t kMaxChunks = (1ull << 32) - 2;
 
   // Errors: InvalidArgument for a zero size, a chunk size that is not a power
@@ -126,7 +129,8 @@ class Region {
     return c.region == id_ && c.index < num_chunks_;
   }
 
-  // ---- Allocation -----------------------------------------------------------
+  // ---- Allocation ---------------------------------------------------------
+
   // One chunk with one reference. ResourceExhausted when every chunk is out
   // (counted as alloc_failed), FailedPrecondition after Retire().
   absl::StatusOr<Chunk> Alloc();
@@ -134,11 +138,11 @@ class Region {
   // than asked means the region ran dry (or was retired: then 0).
   size_t AllocBulk(absl::Span<Chunk> out);
 
-  // ---- References
-  // ------------------------------------------------------------- REQUIRES: the
-  // caller holds a reference to `c` (so it cannot be free). InvalidArgument for
-  // a chunk of another region or out of range; FailedPrecondition (and
-  // ref_errors++) for a chunk that is free.
+  // ---- References ---------------------------------------------------------
+
+  // REQUIRES: the caller holds a reference to `c` (so it cannot be free).
+  // InvalidArgument for a chunk of another region or out of range;
+  // FailedPrecondition (and ref_errors++) for a chunk that is free.
   absl::Status Ref(Chunk c);
   // Drops one reference; the last one returns the chunk to the pool. Same
   // errors as Ref(); a chunk that is already free is left untouched.
@@ -149,18 +153,25 @@ class Region {
   // chunk is still unreferenced.
   absl::Status UnrefBulk(absl::Span<const Chunk> chunks);
 
-  // ---- Tokens
-  // ----------------------------------------------------------------- Lends `c`
-  // to `borrower`: takes one reference and returns the token (the chunk index). A
-  // chunk may be lent several times to the same borrower (it must then be
-  // released as many times); lending it to a second borrower while the first
-  // holds tokens is FailedPrecondition. borrower must be non-zero.
+  // ---- Tokens -------------------------------------------------------------
+
+  // Lends `c` to `borrower`: takes one reference and returns the token (the
+  // chunk index). A chunk may be lent several times to the same borrower (it
+  // must then be released as many times); lending it to a second borrower
+  // while the first holds tokens is FailedPrecondition. borrower must be
+  // non-zero.
   absl::StatusOr<Token> Lend(Chunk c, BorrowerId borrower);
   // Gives back tokens, as SO_DEVMEM_DONTNEED: up to kMaxTokenRanges ranges.
-  // More ranges, a zero borrower or an overflowing range: InvalidArgument and
-  // nothing released. Unknown tokens (beyond the region), foreign ones (lent
-  // to another borrower) and ones not lent (already released) are rejected one
-  // by one, counted in token_errors, and never disturb any count.
+  // Costs O(tokens that exist), never O(count asked): each range is first
+  // clamped to the region's chunks, and the part beyond them (unknown tokens,
+  // including a range with start + count > 2^32) is rejected in one step,
+  // counted in `rejected` (saturating at UINT32_MAX) and token_errors.
+  // Everything valid in a range is released, whatever its tail.
+  // InvalidArgument and nothing released: more than kMaxTokenRanges ranges, a
+  // zero borrower, or more than kMaxTokensPerRelease tokens inside the region
+  // over all ranges (the kernel answers E2BIG there). Foreign tokens (lent to
+  // another borrower) and ones not lent (already released) are rejected one
+  // by one, counted, and never disturb any count.
   TokenRelease ReleaseTokens(BorrowerId borrower,
                              absl::Span<const TokenRange> ranges);
   // Releases every token `borrower` still holds (its socket/session closed).
@@ -169,25 +180,31 @@ class Region {
   // How many tokens `borrower` holds. O(used); for tests and reports.
   uint64_t TokensHeld(BorrowerId borrower) const;
 
-  // ---- Lifetime
-  // --------------------------------------------------------------- Stops all
-  // new allocations and arranges for `on_released` to run exactly once, when
-  // the last outstanding chunk comes back: inside this call if nothing is
-  // outstanding, else on the thread dropping the last reference. Chunks still
-  // out may be Ref'd, Unref'd and their tokens released as usual.
-  // FailedPrecondition if already retired. on_released must not call back into
-  // this Region's Retire().
+  // ---- Lifetime -----------------------------------------------------------
+
+  // Stops all new allocations and arranges for `on_released` to run exactly
+  // once, when the last outstanding chunk comes back: inside this call if
+  // nothing is outstanding, else on the thread dropping the last reference.
+  // Chunks still out may be Ref'd, Unref'd and their tokens released as usual.
+  // FailedPrecondition if already retired. on_released must not call back
+  // into this Region's Retire().
   absl::StatusOr<RetireReport> Retire(std::function<void()> on_released);
   bool retired() const { return retired_.load(std::memory_order_acquire); }
   bool released() const;
   // What is outstanding now (exact once retired; a snapshot before).
   RetireReport Outstanding() const;
 
-  // ---- Stats
-  // --------------------------------------------------------------------
+  // ---- Stats ---------------------------------------------------------------
+
   // Lock-free snapshot; counters are monotonic, gauges are a racy sum that is
   // exact when the region is quiescent.
   RegionStats Stats() const;
+
+  // Chunks free now, counted from the structures that hold them (every
+  // cache, the ring, the free list, never-used chunks), not derived from the
+  // counters: free + inflight_chunks == capacity when quiescent. Takes the
+  // depot lock; for tests and reports.
+  uint64_t FreeChunks() const;
 
   // Bytes of chunk metadata reserved (16 per chunk) and the fixed overhead.
   static constexpr size_t kMetaBytesPerChunk = 16;
@@ -197,19 +214,31 @@ class Region {
   size_t MetadataBytesTouched() const;
 
  private:
+  using Cache = pool_internal::Cache;
+
   explicit Region(RegionOptions options, uint32_t id, uint32_t chunk_shift,
                   uint64_t num_chunks);
 
-  pool_internal::Cache& MyCache();
-  // Moves up to kBatch chunks into `cache` (whose lock the caller holds):
-  // from the ring, else the free list / never-used chunks, else other caches.
-  // Returns how many arrived.
-  uint32_t Refill(pool_internal::Cache& cache);
+  // The cache of the thread in `slot`: its own, or the shared locked one.
+  Cache& CacheFor(uint32_t slot) {
+    return caches_[slot < num_caches_ ? slot : num_caches_];
+  }
+  // Takes cache.lock. The allocation paths that the fast path leaves to.
+  [[gnu::noinline]] absl::StatusOr<Chunk> AllocSlow(Cache& cache);
+  [[gnu::noinline]] size_t AllocBulkSlow(Cache& cache, absl::Span<Chunk> out);
+  // Moves up to kBatch chunks into `cache`: from the ring, else the free list
+  // / never-used chunks, else half of another cache. Returns how many came.
+  uint32_t RefillLocked(Cache& cache) ABSL_EXCLUSIVE_LOCKS_REQUIRED(cache.lock);
+  uint32_t StealLocked(Cache& cache) ABSL_EXCLUSIVE_LOCKS_REQUIRED(cache.lock);
   // Returns chunks whose last reference was dropped to the pool.
   void Recycle(const uint32_t* indices, size_t n);
-  void RecycleLocked(pool_internal::Cache& cache, const uint32_t* indices,
-                     size_t n);
-  void FlushLocked(pool_internal::Cache& cache);
+  // Recycle() of one chunk, inlined into Unref.
+  void RecycleOne(uint32_t index);
+  [[gnu::noinline]] void RecycleSlow(Cache& cache, const uint32_t* indices,
+                                     size_t n);
+  void RecycleLocked(Cache& cache, const uint32_t* indices, size_t n)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(cache.lock);
+  void FlushLocked(Cache& cache) ABSL_EXCLUSIVE_LOCKS_REQUIRED(cache.lock);
   // After Retire(): straight to the free list; may run on_released.
   void ReleaseToFreeList(const uint32_t* indices, size_t n);
   absl::Status CheckChunk(Chunk c, const char* op) const;
@@ -218,11 +247,10 @@ class Region {
   enum class Drop { kLast, kKept, kWasFree };
   // Drops one reference (counting ref_errors if the chunk was free).
   Drop DropRef(uint32_t index);
-  void RecycleOne(uint32_t index);
-  [[gnu::noinline]] absl::StatusOr<Chunk> AllocSlow(
-      pool_internal::Cache& cache);
-  [[gnu::noinline]] void RecycleSlow(pool_internal::Cache& cache,
-                                     uint32_t index);
+  // Releases what `borrower` holds of tokens [start, end), all inside the
+  // region; the chunks whose last reference went are added to the batch.
+  void ReleaseRange(BorrowerId borrower, uint64_t start, uint64_t end,
+                    TokenRelease& result, uint32_t* batch, size_t& n);
 
   const uint32_t id_;
   const uint32_t chunk_size_;
@@ -232,12 +260,14 @@ class Region {
   const std::optional<std::byte*> cpu_base_;
 
   std::unique_ptr<pool_internal::MetaArray> meta_;
-  std::unique_ptr<pool_internal::Cache[]> caches_;
-  uint32_t cache_mask_;
+  pool_internal::ChunkMeta* meta_base_ = nullptr;  // meta_'s array
+  // num_caches_ owned caches, then the shared one.
+  const uint32_t num_caches_;
+  std::unique_ptr<Cache[]> caches_;
   std::unique_ptr<pool_internal::Depot> depot_;
 
-  // Set once, under the depot lock, by Retire(); read on every slow path
-  // and, under each cache's lock, on the fast paths.
+  // Set once, under the depot lock, by Retire(), which then raises every
+  // cache's `remote` for good; read on every slow path under a lock.
   std::atomic<bool> retired_{false};
 
   // Counters not owned by a cache (slow paths, errors).

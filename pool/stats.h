@@ -53,8 +53,9 @@ struct RegionCounters {
   std::atomic<uint64_t> recycle_released{0};
   std::atomic<uint64_t> token_errors{0};
   std::atomic<uint64_t> ref_errors{0};
-  // allocs - frees, per owner; may be negative per owner, the sum is exact
-  // when quiescent.
+  // Allocations served by Region::AllocSlow (the other paths count
+  // alloc_fast); Region::Stats() derives the inflight gauge from it, so the
+  // fast paths update one counter each way, not two.
   std::atomic<int64_t> allocated{0};
   std::atomic<int64_t> lent{0};
 

@@ -29,7 +29,7 @@ struct Model {
   uint64_t capacity = 0;
   std::vector<uint32_t> refs;        // total references per chunk
   std::vector<uint32_t> lent_count;  // tokens outstanding per chunk
-  std::vector<BorrowerId> borrower;      // valid when lent_count > 0
+  std::vector<BorrowerId> borrower;  // valid when lent_count > 0
   std::vector<uint32_t> holds;       // references the test holds (chunk ids)
   bool retired = false;
   int fired = 0;
@@ -288,8 +288,11 @@ class Sequence {
     const uint64_t inflight = m_.Inflight();
     ASSERT_EQ(s.inflight_chunks, inflight);
     ASSERT_EQ(s.lent_tokens, m_.Tokens());
-    // free + inflight = capacity, on the region's own accounting.
+    // free + inflight = capacity, on the region's own accounting: free is
+    // counted from the caches, ring and free list, inflight from the
+    // counters, so a chunk lost or counted twice by the code shows here.
     ASSERT_EQ(s.capacity_chunks, m_.capacity);
+    ASSERT_EQ(region_->FreeChunks() + s.inflight_chunks, s.capacity_chunks);
     for (uint64_t i = 0; i < m_.capacity; ++i) {
       ASSERT_EQ(m_.refs[i] >= m_.lent_count[i], true) << "count below zero";
     }
