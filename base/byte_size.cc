@@ -22,6 +22,10 @@ absl::StatusOr<uint64_t> ParseByteSize(absl::string_view text) {
       case 'g':
         mul = uint64_t{1} << 30;
         break;
+      case 'T':
+      case 't':
+        mul = uint64_t{1} << 40;
+        break;
       default:
         break;
     }
@@ -30,9 +34,10 @@ absl::StatusOr<uint64_t> ParseByteSize(absl::string_view text) {
   uint64_t v = 0;
   if (text.empty() || text.front() == '+' || text.front() == '-' ||
       !absl::SimpleAtoi(text, &v) || v > UINT64_MAX / mul) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("bad size \"", original,
-                     "\": want a number with an optional K, M or G"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "\"", original,
+        "\" is not a size: want a whole number with an optional K, M, G or T "
+        "(below 16E)"));
   }
   return v * mul;
 }

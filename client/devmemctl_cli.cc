@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <thread>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -89,13 +92,14 @@ ParseResult UsageError(std::string_view command, std::string_view why) {
   return r;
 }
 
-bool ParseU32List(const std::string& text, std::vector<uint32_t>* out) {
+std::optional<std::vector<uint32_t>> ParseU32List(const std::string& text) {
+  std::vector<uint32_t> out;
   for (absl::string_view part : absl::StrSplit(text, ',')) {
     uint32_t v;
-    if (!absl::SimpleAtoi(part, &v)) return false;
-    out->push_back(v);
+    if (!absl::SimpleAtoi(part, &v)) return std::nullopt;
+    out.push_back(v);
   }
-  return !out->empty();
+  return out;
 }
 
 // ---- tables -------------------------------------------------------------
@@ -194,9 +198,33 @@ sigset_t BlockStopSignals() {
   return set;
 }
 
+}  // namespace
+
+std::string ErrorLine(const absl::Status& s) {
+  // A daemon message made from an errno already ends with its name, e.g.
+  // "...: Invalid argument (EINVAL)"; the gRPC code would say it again.
+  absl::string_view m = s.message();
+  bool names_errno = false;
+  if (absl::ConsumeSuffix(&m, ")")) {
+    const size_t open = m.rfind(" (E");
+    names_errno = open != m.npos &&
+                  std::all_of(m.begin() + open + 3, m.end(), [](char ch) {
+                    return absl::ascii_isupper(ch) || absl::ascii_isdigit(ch);
+                  });
+  }
+  if (names_errno || s.message().empty()) {
+    return absl::StrCat("devmemctl: ", s.message().empty()
+                                           ? absl::StatusCodeToString(s.code())
+                                           : std::string(s.message()));
+  }
+  return absl::StrCat("devmemctl: ", s.message(), " (",
+                      absl::StatusCodeToString(s.code()), ")");
+}
+
+namespace {
+
 int Fail(std::ostream& err, const absl::Status& s) {
-  err << "devmemctl: " << s.message() << " ("
-      << absl::StatusCodeToString(s.code()) << ")\n";
+  err << ErrorLine(s) << "\n";
   return kExitError;
 }
 
@@ -205,13 +233,6 @@ int Fail(std::ostream& err, const absl::Status& s) {
 std::string Help(std::string_view command) {
   const char* h = FindHelp(command);
   return h != nullptr ? std::string(h) : std::string(kOverview);
-}
-
-bool ParseSize(std::string_view text, uint64_t* out) {
-  absl::StatusOr<uint64_t> v =
-      ParseByteSize(absl::string_view(text.data(), text.size()));
-  if (v.ok()) *out = *v;
-  return v.ok();
 }
 
 ParseResult Parse(const std::vector<std::string>& args) {
@@ -283,19 +304,38 @@ ParseResult Parse(const std::vector<std::string>& args) {
         return UsageError(c.name, "--queues needs a positive number");
       }
     } else if (c.name == "bind" && flag == "--queue-ids") {
-      if (!need() || !ParseU32List(value, &c.queue_ids)) {
+      std::optional<std::vector<uint32_t>> ids;
+      if (need()) ids = ParseU32List(value);
+      if (!ids.has_value()) {
         return UsageError(c.name, "--queue-ids needs a list like 3,4");
       }
+      c.queue_ids = *std::move(ids);
     } else if (c.name == "bind" && flag == "--size") {
-      if (!need() || !ParseSize(value, &c.size) || c.size == 0) {
-        return UsageError(c.name, "--size needs a size like 64M");
+      if (!need()) return UsageError(c.name, "--size needs a size like 64M");
+      absl::StatusOr<uint64_t> size = ParseByteSize(value);
+      if (!size.ok()) {
+        return UsageError(c.name,
+                          absl::StrCat("--size ", size.status().message()));
       }
+      if (*size == 0) return UsageError(c.name, "--size must be more than 0");
+      c.size = *size;
     } else if (c.name == "bind" && flag == "--chunk-size") {
-      uint64_t v = 0;
-      if (!need() || !ParseSize(value, &v) || v == 0 || v > (1u << 21)) {
+      if (!need()) {
         return UsageError(c.name, "--chunk-size needs a size like 4K");
       }
-      c.chunk_size = static_cast<uint32_t>(v);
+      absl::StatusOr<uint64_t> v = ParseByteSize(value);
+      if (!v.ok()) {
+        return UsageError(c.name,
+                          absl::StrCat("--chunk-size ", v.status().message()));
+      }
+      // The daemon's rule (Region::kMinChunkSize..kMaxChunkSize), said here
+      // in the user's units before anything is sent.
+      if (*v < 4096 || *v > (2u << 20) || (*v & (*v - 1)) != 0) {
+        return UsageError(c.name, absl::StrCat("--chunk-size ", value,
+                                               " is out of range: a power of "
+                                               "two from 4K to 2M"));
+      }
+      c.chunk_size = static_cast<uint32_t>(*v);
     } else if (c.name == "bind" && flag == "--udmabuf") {
       c.udmabuf = true;
     } else if (c.name == "unbind" && c.binding_id == 0 && !flag.empty() &&

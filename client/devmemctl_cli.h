@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "devmem/v1/devmem.pb.h"
 
 namespace devmem::ctl {
@@ -71,8 +72,10 @@ ParseResult Parse(const std::vector<std::string>& args);
 // The help of `command` ("" for the overview).
 std::string Help(std::string_view command);
 
-// Parses "10", "64K", "4M", "1G" (powers of two). False on junk or overflow.
-bool ParseSize(std::string_view text, uint64_t* out);
+// The line devmemctl prints for a failed call: the daemon's message, then
+// the status code's name unless the message already ends with an errno name
+// ("... (EINVAL)"), so nothing is said twice.
+std::string ErrorLine(const absl::Status& s);
 
 // Output, human (aligned tables) or JSON.
 std::string FormatDevices(const v1::ListDevicesResponse& r, bool json);

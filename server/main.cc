@@ -11,14 +11,19 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/flags/commandlineflag.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -34,30 +39,28 @@
 #include "providers/kernel/kernel_provider.h"
 #endif
 
+// A flag left empty (0) takes the value from --config, else the default that
+// --help shows (ApplyDefaults in server/config.cc).
 ABSL_FLAG(std::string, config, "", "DaemonConfig file (protobuf text format)");
-ABSL_FLAG(std::string, run_dir, "",
-          "directory for api.sock and fd.sock "
-          "(default /run/devmemd)");
-ABSL_FLAG(std::string, provider, "", "sim (default) or kernel");
-ABSL_FLAG(std::string, sim_devices, "",
-          "sim provider devices (default \"sim0:rx=16,tx=16\")");
+ABSL_FLAG(std::string, run_dir, "", "directory for api.sock and fd.sock");
+ABSL_FLAG(std::string, provider, "", "sim or kernel");
+ABSL_FLAG(std::string, sim_devices, "", "the sim provider's devices");
 ABSL_FLAG(std::string, metrics_address, "",
-          "Prometheus /metrics address (default 127.0.0.1:9464; port 0 picks "
-          "one; \"none\" disables)");
-ABSL_FLAG(std::string, socket_mode, "", "octal mode of both sockets (0660)");
+          "Prometheus /metrics address; port 0 picks one, \"none\" disables");
+ABSL_FLAG(std::string, socket_mode, "", "octal mode of both sockets");
 ABSL_FLAG(std::string, socket_group, "", "group name or id of both sockets");
 ABSL_FLAG(std::vector<std::string>, allow_uids, {},
-          "uids allowed to open sessions (root always is)");
+          "comma-separated uids allowed to open sessions, besides root");
 ABSL_FLAG(std::vector<std::string>, allow_gids, {},
-          "gids allowed to open sessions");
+          "comma-separated gids allowed to open sessions");
 ABSL_FLAG(bool, allow_all, false, "allow every uid (development only)");
-ABSL_FLAG(uint32_t, chunk_size, 0, "default RX chunk size (4096)");
-ABSL_FLAG(uint64_t, ticket_ttl_ms, 0, "ticket lifetime in ms (30000)");
+ABSL_FLAG(uint32_t, chunk_size, 0, "default RX chunk size in bytes");
+ABSL_FLAG(uint64_t, ticket_ttl_ms, 0, "ticket lifetime in milliseconds");
 ABSL_FLAG(std::string, listen, "",
-          "optional read-only TCP listener host:port for remote monitoring");
+          "read-only TCP listener host:port for remote monitoring");
 ABSL_FLAG(std::string, tls_cert, "", "PEM certificate for --listen");
 ABSL_FLAG(std::string, tls_key, "", "PEM key for --listen");
-ABSL_FLAG(std::string, log_level, "", "debug|info|warning|error");
+ABSL_FLAG(std::string, log_level, "", "debug, info, warning or error");
 
 namespace {
 
@@ -152,6 +155,70 @@ int Fail(std::string_view what, const absl::Status& s) {
   return 1;
 }
 
+// One row of --help: the flag as a user types it, and its effective default.
+struct FlagRow {
+  const absl::CommandLineFlag& flag;
+  const char* arg;
+  const char* default_text;
+};
+
+// --help: every devmemd flag with its default, exit 0. Abseil's own --help
+// lists flags by source file (and --helpfull prints the build's paths).
+int PrintUsage() {
+  const FlagRow rows[] = {
+      {absl::GetFlagReflectionHandle(FLAGS_config), "FILE", "none"},
+      {absl::GetFlagReflectionHandle(FLAGS_run_dir), "DIR", "/run/devmemd"},
+      {absl::GetFlagReflectionHandle(FLAGS_provider), "NAME", "sim"},
+      {absl::GetFlagReflectionHandle(FLAGS_sim_devices), "SPEC",
+       "sim0:rx=16,tx=16"},
+      {absl::GetFlagReflectionHandle(FLAGS_metrics_address), "HOST:PORT",
+       "127.0.0.1:9464"},
+      {absl::GetFlagReflectionHandle(FLAGS_socket_mode), "MODE", "0660"},
+      {absl::GetFlagReflectionHandle(FLAGS_socket_group), "GROUP",
+       "the daemon's group"},
+      {absl::GetFlagReflectionHandle(FLAGS_allow_uids), "UID,...", "none"},
+      {absl::GetFlagReflectionHandle(FLAGS_allow_gids), "GID,...", "none"},
+      {absl::GetFlagReflectionHandle(FLAGS_allow_all), "", "false"},
+      {absl::GetFlagReflectionHandle(FLAGS_chunk_size), "BYTES", "4096"},
+      {absl::GetFlagReflectionHandle(FLAGS_ticket_ttl_ms), "MS", "30000"},
+      {absl::GetFlagReflectionHandle(FLAGS_listen), "HOST:PORT", "off"},
+      {absl::GetFlagReflectionHandle(FLAGS_tls_cert), "FILE", "none"},
+      {absl::GetFlagReflectionHandle(FLAGS_tls_key), "FILE", "none"},
+      {absl::GetFlagReflectionHandle(FLAGS_log_level), "LEVEL", "info"},
+  };
+  std::string out = absl::StrCat(
+      "usage: devmemd [FLAGS]\n\n", absl::ProgramUsageMessage(),
+      "\n\nflags (a flag overrides the --config file; '-' and '_' are the "
+      "same in names):\n");
+  for (const FlagRow& r : rows) {
+    std::string name(r.flag.Name());
+    std::replace(name.begin(), name.end(), '_', '-');
+    std::string left = absl::StrCat("  --", name);
+    if (*r.arg != '\0') absl::StrAppend(&left, "=", r.arg);
+    if (left.size() < 30) left.resize(30, ' ');
+    absl::StrAppend(&out, left, " ", r.flag.Help(),
+                    " (default: ", r.default_text, ")\n");
+  }
+  absl::StrAppend(&out,
+                  "  --help                       this help\n\n"
+                  "signals: SIGTERM/SIGINT release every binding and exit 0; "
+                  "SIGHUP re-reads --config\n");
+  std::fputs(out.c_str(), stdout);
+  return 0;
+}
+
+// Abseil's --helpfull names each flag's source file: show it relative to the
+// project, never the build machine's absolute path.
+std::string NormalizeFlagFile(absl::string_view path) {
+  for (absl::string_view root : {"/server/", "/absl/"}) {
+    if (size_t at = path.rfind(root); at != path.npos) {
+      return std::string(path.substr(at + 1));
+    }
+  }
+  const size_t slash = path.rfind('/');
+  return std::string(slash == path.npos ? path : path.substr(slash + 1));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -166,7 +233,13 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   absl::SetProgramUsageMessage(
-      "devmemd: binds jobs' dmabufs to NIC queues for devmem TCP");
+      "devmemd binds jobs' dmabufs to NIC queues for devmem TCP.");
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "server/main.cc");
+  };
+  usage.normalize_filename = NormalizeFlagFile;
+  absl::SetFlagsUsageConfig(usage);
   // Accept --run-dir as well as --run_dir (Abseil flag names use '_').
   std::vector<std::string> args(argv, argv + argc);
   std::vector<char*> fixed;
@@ -177,6 +250,7 @@ int main(int argc, char** argv) {
         if (a[i] == '-') a[i] = '_';
       }
     }
+    if (a == "--help" || a == "-h" || a == "-help") return PrintUsage();
     fixed.push_back(a.data());
   }
   absl::ParseCommandLine(static_cast<int>(fixed.size()), fixed.data());

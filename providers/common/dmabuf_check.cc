@@ -54,8 +54,10 @@ std::optional<std::string> DmabufExporter(int fd) {
   return std::nullopt;
 }
 
-absl::Status Invalid(int fd, absl::string_view why) {
-  return ErrnoToStatus(EINVAL, absl::StrCat("dmabuf fd ", fd, ": ", why));
+// Messages say "the dmabuf", never the fd number: that is the daemon's own
+// descriptor, which means nothing to the job that sent it.
+absl::Status Invalid(absl::string_view why) {
+  return ErrnoToStatus(EINVAL, absl::StrCat("the dmabuf: ", why));
 }
 
 }  // namespace
@@ -63,11 +65,11 @@ absl::Status Invalid(int fd, absl::string_view why) {
 absl::StatusOr<DmabufInfo> CheckDmabufFd(BorrowedFd borrowed) {
   const int fd = borrowed.get();
   if (fd < 0) {
-    return ErrnoToStatus(EBADF, absl::StrCat("dmabuf fd ", fd));
+    return ErrnoToStatus(EBADF, "the dmabuf");
   }
   struct stat st;
   if (::fstat(fd, &st) != 0) {
-    return ErrnoStatus(absl::StrCat("dmabuf fd ", fd, ": fstat"));
+    return ErrnoStatus("the dmabuf: fstat");
   }
   DmabufInfo info;
   const mode_t type = st.st_mode & S_IFMT;
@@ -75,13 +77,12 @@ absl::StatusOr<DmabufInfo> CheckDmabufFd(BorrowedFd borrowed) {
     // A dma-buf lives on an anonymous inode (no S_IFMT bits); its size is
     // what lseek(SEEK_END) answers (dma_buf_llseek).
     if (type != 0 && type != S_IFREG) {
-      return Invalid(fd,
-                     absl::StrCat("not a dma-buf (", FileTypeName(type), ")"));
+      return Invalid(absl::StrCat("not a dma-buf (", FileTypeName(type), ")"));
     }
     info.is_dmabuf = true;
     info.exporter = std::move(*exporter);
     const off_t end = ::lseek(fd, 0, SEEK_END);
-    if (end < 0) return ErrnoStatus(absl::StrCat("dmabuf fd ", fd, ": lseek"));
+    if (end < 0) return ErrnoStatus("the dmabuf: lseek");
     (void)::lseek(fd, 0, SEEK_SET);
     info.size_bytes = static_cast<uint64_t>(end);
   } else if (type == S_IFREG) {
@@ -93,21 +94,21 @@ absl::StatusOr<DmabufInfo> CheckDmabufFd(BorrowedFd borrowed) {
   } else {
     // What dma_buf_get() says for a file that is not a dma-buf.
     return Invalid(
-        fd, absl::StrCat("not a dma-buf or memfd (", FileTypeName(type), ")"));
+        absl::StrCat("not a dma-buf or memfd (", FileTypeName(type), ")"));
   }
-  if (info.size_bytes == 0) return Invalid(fd, "size 0");
+  if (info.size_bytes == 0) return Invalid("size 0");
 
   if (!info.is_dmabuf) {
     const int seals = ::fcntl(fd, F_GET_SEALS);
     if (seals < 0) {
-      return Invalid(fd,
-                     "a regular file, not a memfd (host buffers must be "
-                     "memfds sealed with F_SEAL_SHRINK)");
+      return Invalid(
+          "a regular file, not a memfd (host buffers must be "
+          "memfds sealed with F_SEAL_SHRINK)");
     }
     if ((seals & F_SEAL_SHRINK) == 0) {
-      return Invalid(fd,
-                     "memfd is not sealed with F_SEAL_SHRINK (it could "
-                     "shrink under the mapping)");
+      return Invalid(
+          "memfd is not sealed with F_SEAL_SHRINK (it could "
+          "shrink under the mapping)");
     }
   }
 
@@ -115,7 +116,7 @@ absl::StatusOr<DmabufInfo> CheckDmabufFd(BorrowedFd borrowed) {
                    fd, 0);
   if (p == MAP_FAILED) {
     if (!info.is_dmabuf) {
-      return ErrnoStatus(absl::StrCat("dmabuf fd ", fd, ": mmap read-write ",
+      return ErrnoStatus(absl::StrCat("the dmabuf: mmap read-write ",
                                       info.size_bytes, " bytes"));
     }
     info.cpu_mappable = false;  // device memory: bindable, not mappable

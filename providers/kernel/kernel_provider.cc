@@ -21,6 +21,7 @@
 #include "base/status_macros.h"
 #include "base/uapi.h"
 #include "providers/common/dmabuf_check.h"
+#include "providers/common/nic_settings.h"
 #include "providers/kernel/genl_client.h"
 #include "providers/kernel/netdev_family.h"
 
@@ -35,17 +36,6 @@ using kernel::RingsConfig;
 
 // Kernel net_iovs are PAGE_SIZE on every architecture devmem runs on here.
 constexpr uint32_t kKernelChunkSize = 4096;
-
-absl::string_view SplitName(uint8_t v) {
-  switch (v) {
-    case uapi::kTcpDataSplitDisabled:
-      return "disabled";
-    case uapi::kTcpDataSplitEnabled:
-      return "enabled";
-    default:
-      return "unknown";
-  }
-}
 
 std::string DeviceLabel(const std::string& name, uint32_t ifindex) {
   return absl::StrCat(name, " (ifindex ", ifindex, ")");
@@ -64,6 +54,46 @@ std::string CapabilityReason(const std::string& device,
   return absl::StrCat(device, ": ", std::string(text));
 }
 
+// The NIC settings a preparation changes, over ethtool (netlink rings,
+// ETHTOOL_GRXRINGS and the RSS indirection ioctls).
+class EthtoolNicSettings final : public NicSettings {
+ public:
+  explicit EthtoolNicSettings(std::shared_ptr<EthtoolOps> ethtool)
+      : ethtool_(std::move(ethtool)) {}
+
+  absl::StatusOr<HeaderSplitConfig> GetHeaderSplit(
+      const std::string& device) override {
+    ASSIGN_OR_RETURN(RingsConfig rings, ethtool_->GetRings(device));
+    HeaderSplitConfig c;
+    c.split = static_cast<HeaderSplit>(rings.tcp_data_split);
+    c.hds_thresh = rings.hds_thresh;
+    return c;
+  }
+  absl::Status SetHeaderSplit(const std::string& device, HeaderSplit split,
+                              std::optional<uint32_t> hds_thresh) override {
+    // HeaderSplit's values are the uapi's ETHTOOL_TCP_DATA_SPLIT_*.
+    return ethtool_->SetRings(device, static_cast<uint8_t>(split), hds_thresh);
+  }
+  absl::StatusOr<uint32_t> GetRxRingCount(const std::string& device) override {
+    return ethtool_->GetRxRingCount(device);
+  }
+  absl::StatusOr<std::vector<uint32_t>> GetRssTable(
+      const std::string& device) override {
+    return ethtool_->GetRxfhIndir(device);
+  }
+  absl::Status SetRssTable(const std::string& device,
+                           absl::Span<const uint32_t> table) override {
+    return ethtool_->SetRxfhIndir(device, table);
+  }
+
+ private:
+  const std::shared_ptr<EthtoolOps> ethtool_;
+};
+static_assert(static_cast<uint8_t>(HeaderSplit::kEnabled) ==
+                  uapi::kTcpDataSplitEnabled &&
+              static_cast<uint8_t>(HeaderSplit::kDisabled) ==
+                  uapi::kTcpDataSplitDisabled);
+
 // What the kernel provider shares with the bindings, preparations and rules
 // it hands out (they may outlive the Provider object).
 class KernelState {
@@ -76,7 +106,8 @@ class KernelState {
         ethtool_(std::move(ethtool)),
         host_(std::move(host)),
         family_id_(family_id),
-        query_(std::move(query)) {}
+        query_(std::move(query)),
+        preparations_(std::make_shared<EthtoolNicSettings>(ethtool_)) {}
 
   NetlinkTransport& transport() const { return *transport_; }
   EthtoolOps& ethtool() const { return *ethtool_; }
@@ -114,21 +145,6 @@ class KernelState {
   void Unprepare(const std::string& device, uint64_t prep_id);
 
  private:
-  // What the provider changed on one device, and for whom.
-  struct DeviceSettings {
-    RingsConfig original_rings;
-    bool rings_changed = false;
-    // Recorded the first time RSS is changed; restored by the last release.
-    std::optional<std::vector<uint32_t>> original_indir;
-    uint32_t rx_rings = 0;
-    std::map<uint64_t, std::vector<uint32_t>> reserved;  // prep id -> queues
-  };
-
-  absl::Status ApplyRssLocked(const std::string& device, DeviceSettings& dev)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RestoreLocked(const std::string& device, DeviceSettings& dev)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-
   const std::shared_ptr<NetlinkTransport> transport_;
   const std::shared_ptr<EthtoolOps> ethtool_;
   const std::shared_ptr<HostOps> host_;
@@ -137,157 +153,24 @@ class KernelState {
   Mutex query_mu_;
   std::unique_ptr<NetdevClient> query_ ABSL_GUARDED_BY(query_mu_);
 
-  // Also serialises every NIC settings change.
+  // Records and restores header split and RSS (providers/common).
+  PreparationTracker preparations_;
+
   Mutex mu_;
   std::map<uint32_t, Capability> rx_caps_ ABSL_GUARDED_BY(mu_);
   std::map<uint32_t, Capability> tx_caps_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, DeviceSettings> devices_ ABSL_GUARDED_BY(mu_);
-  uint64_t next_prep_id_ ABSL_GUARDED_BY(mu_) = 1;
 };
 
 absl::StatusOr<std::pair<uint64_t, std::string>> KernelState::Prepare(
     const std::string& device, std::vector<uint32_t> queues) {
-  std::sort(queues.begin(), queues.end());
-  queues.erase(std::unique(queues.begin(), queues.end()), queues.end());
-  MutexLock lock(mu_);
-  auto [it, first] = devices_.try_emplace(device);
-  DeviceSettings& dev = it->second;
-  std::string describe;
-  if (first) {
-    absl::StatusOr<RingsConfig> rings = ethtool_->GetRings(device);
-    if (!rings.ok()) {
-      devices_.erase(it);
-      return WithContext(rings.status(), "cannot read header split");
-    }
-    dev.original_rings = *rings;
-    const bool split_off = rings->tcp_data_split != uapi::kTcpDataSplitEnabled;
-    const bool hds_nonzero = rings->hds_thresh.value_or(0) != 0;
-    if (split_off || hds_nonzero) {
-      std::optional<uint32_t> hds;
-      if (rings->hds_thresh.has_value()) hds = 0;
-      absl::Status s =
-          ethtool_->SetRings(device, uapi::kTcpDataSplitEnabled, hds);
-      if (!s.ok()) {
-        devices_.erase(it);
-        return WithContext(s, "cannot turn on header split");
-      }
-      dev.rings_changed = true;
-      DEVMEM_LOG(kInfo, "kernel_header_split_on")
-          .Kv("device", device)
-          .Kv("was", SplitName(rings->tcp_data_split))
-          .Kv("hds_thresh_was", absl::StrCat(rings->hds_thresh.value_or(0)));
-    }
-  }
-  if (dev.rings_changed) {
-    absl::StrAppend(&describe, "tcp-data-split ",
-                    SplitName(dev.original_rings.tcp_data_split), "->enabled");
-    if (dev.original_rings.hds_thresh.value_or(0) != 0) {
-      absl::StrAppend(&describe, "; hds-thresh ",
-                      *dev.original_rings.hds_thresh, "->0");
-    }
-  } else {
-    describe = "tcp-data-split already enabled";
-  }
-  const uint64_t prep_id = next_prep_id_++;
-  dev.reserved[prep_id] = queues;
-  if (absl::Status s = ApplyRssLocked(device, dev); !s.ok()) {
-    dev.reserved.erase(prep_id);
-    if (dev.reserved.empty()) {
-      RestoreLocked(device, dev);
-      devices_.erase(device);
-    } else {
-      (void)ApplyRssLocked(device, dev);
-    }
-    return s;
-  }
-  if (!queues.empty()) {
-    absl::StrAppend(&describe, "; rss excludes queues ",
-                    absl::StrJoin(queues, ","), " of ", dev.rx_rings);
-  }
-  return std::make_pair(prep_id, describe);
-}
-
-absl::Status KernelState::ApplyRssLocked(const std::string& device,
-                                         DeviceSettings& dev) {
-  std::set<uint32_t> reserved;
-  for (const auto& [id, queues] : dev.reserved) {
-    reserved.insert(queues.begin(), queues.end());
-  }
-  if (reserved.empty() && !dev.original_indir.has_value()) {
-    return absl::OkStatus();  // RSS was never touched and need not be
-  }
-  if (!dev.original_indir.has_value()) {
-    ASSIGN_OR_RETURN(dev.rx_rings, ethtool_->GetRxRingCount(device));
-    ASSIGN_OR_RETURN(std::vector<uint32_t> indir,
-                     ethtool_->GetRxfhIndir(device));
-    if (indir.empty()) {
-      return ErrnoToStatus(
-          EOPNOTSUPP,
-          absl::StrCat(device,
-                       ": no RSS indirection table to keep traffic off the "
-                       "bound queues"));
-    }
-    dev.original_indir = std::move(indir);
-  }
-  if (reserved.empty()) {
-    return ethtool_->SetRxfhIndir(device, *dev.original_indir);
-  }
-  std::vector<uint32_t> allowed;
-  for (uint32_t q = 0; q < dev.rx_rings; ++q) {
-    if (!reserved.contains(q)) allowed.push_back(q);
-  }
-  if (*reserved.rbegin() >= dev.rx_rings) {
-    return ErrnoToStatus(
-        EINVAL, absl::StrCat(device, ": RX queue ", *reserved.rbegin(),
-                             " out of range (", dev.rx_rings, " RX rings)"));
-  }
-  if (allowed.empty()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(device, ": binding every RX queue leaves none for RSS (",
-                     dev.rx_rings, " RX rings)"));
-  }
-  std::vector<uint32_t> table(dev.original_indir->size());
-  for (size_t i = 0; i < table.size(); ++i) {
-    table[i] = allowed[i % allowed.size()];
-  }
-  return ethtool_->SetRxfhIndir(device, table);
-}
-
-void KernelState::RestoreLocked(const std::string& device,
-                                DeviceSettings& dev) {
-  if (dev.original_indir.has_value()) {
-    absl::Status s = ethtool_->SetRxfhIndir(device, *dev.original_indir);
-    LogLine(s.ok() ? LogLevel::kInfo : LogLevel::kError, "kernel_rss_restore")
-        .Kv("device", device)
-        .Kv("status", s.ToString());
-  }
-  if (dev.rings_changed) {
-    std::optional<uint32_t> hds = dev.original_rings.hds_thresh;
-    absl::Status s =
-        ethtool_->SetRings(device, dev.original_rings.tcp_data_split, hds);
-    LogLine(s.ok() ? LogLevel::kInfo : LogLevel::kError,
-            "kernel_header_split_restore")
-        .Kv("device", device)
-        .Kv("tcp_data_split", SplitName(dev.original_rings.tcp_data_split))
-        .Kv("status", s.ToString());
-  }
+  ASSIGN_OR_RETURN(PreparationTracker::Prepared p,
+                   preparations_.Prepare(device, std::move(queues)));
+  return std::make_pair(p.id, std::move(p.changes));
 }
 
 void KernelState::Unprepare(const std::string& device, uint64_t prep_id) {
-  MutexLock lock(mu_);
-  auto it = devices_.find(device);
-  if (it == devices_.end()) return;
-  it->second.reserved.erase(prep_id);
-  if (it->second.reserved.empty()) {
-    RestoreLocked(device, it->second);
-    devices_.erase(it);
-    return;
-  }
-  if (absl::Status s = ApplyRssLocked(device, it->second); !s.ok()) {
-    DEVMEM_LOG(kError, "kernel_rss_update")
-        .Kv("device", device)
-        .Kv("status", s.ToString());
-  }
+  // Errors are logged by the tracker; a destructor has no one to tell.
+  (void)preparations_.Release(device, prep_id);
 }
 
 class KernelPreparation final : public DevicePreparation {

@@ -240,9 +240,13 @@ absl::StatusOr<NlError> ParseNlDone(const NlMsg& msg) {
 }
 
 NlBuilder::NlBuilder(uint16_t type, uint16_t flags) {
-  buf_.resize(kNlMsgHdrLen, 0);
-  std::memcpy(buf_.data() + 4, &type, 2);
-  std::memcpy(buf_.data() + 6, &flags, 2);
+  // The header is built in place and copied in once: growing the empty
+  // vector with resize() makes GCC 12 (-O3) warn about a zero-length move
+  // past its end (-Warray-bounds, a false positive).
+  uint8_t hdr[kNlMsgHdrLen] = {};
+  std::memcpy(hdr + 4, &type, 2);
+  std::memcpy(hdr + 6, &flags, 2);
+  buf_.assign(hdr, hdr + kNlMsgHdrLen);
 }
 
 void NlBuilder::PutGenlHeader(uint8_t cmd, uint8_t version) {

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "base/errno_status.h"
 #include "client/client.h"
 #include "client/devmemctl_cli.h"
 #include "gmock/gmock.h"
@@ -65,6 +67,56 @@ TEST(DevmemctlParse, BindUsageErrors) {
   EXPECT_EQ(P({"bind", "--device"}).kind, Kind::kUsageError);
 }
 
+// The first line of a usage error: what the user typed and what was wrong.
+std::string FirstLine(const ParseResult& r) {
+  return r.text.substr(0, r.text.find('\n'));
+}
+
+TEST(DevmemctlParse, SizesUpToTheDefaultQuotaAreAccepted) {
+  ParseResult r = P({"bind", "--device", "d", "--queues", "1", "--size", "2T"});
+  ASSERT_EQ(r.kind, Kind::kRun) << r.text;
+  EXPECT_EQ(r.command.size, uint64_t{2} << 40);
+}
+
+TEST(DevmemctlParse, SizeMessagesSayWhatWasWrongOnce) {
+  EXPECT_EQ(
+      FirstLine(P({"bind", "--device", "d", "--queues", "1", "--size", "12Q"})),
+      "devmemctl: --size \"12Q\" is not a size: want a whole number with an "
+      "optional K, M, G or T (below 16E)");
+  EXPECT_EQ(
+      FirstLine(P({"bind", "--device", "d", "--queues", "1", "--size", "0"})),
+      "devmemctl: --size must be more than 0");
+  // A well-formed value outside the daemon's range is a range error, not a
+  // format error.
+  for (const char* bad : {"4G", "1K", "12K", "0"}) {
+    EXPECT_EQ(FirstLine(P({"bind", "--device", "d", "--queues", "1", "--size",
+                           "1M", "--chunk-size", bad})),
+              absl::StrCat("devmemctl: --chunk-size ", bad,
+                           " is out of range: a power of two from 4K to 2M"));
+  }
+  EXPECT_EQ(FirstLine(P({"bind", "--device", "d", "--queues", "1", "--size",
+                         "1M", "--chunk-size", "4KB"})),
+            "devmemctl: --chunk-size \"4KB\" is not a size: want a whole "
+            "number with an optional K, M, G or T (below 16E)");
+  ParseResult ok = P({"bind", "--device", "d", "--queues", "1", "--size", "1M",
+                      "--chunk-size", "2M"});
+  ASSERT_EQ(ok.kind, Kind::kRun) << ok.text;
+  EXPECT_EQ(ok.command.chunk_size, 2u << 20);
+}
+
+TEST(DevmemctlErrors, EachThingIsSaidOnce) {
+  // A daemon message made from an errno (base/errno_status) already names it.
+  EXPECT_EQ(ErrorLine(ErrnoToStatus(EINVAL, "bind sim0: the dmabuf: size 0")),
+            "devmemctl: bind sim0: the dmabuf: size 0: Invalid argument "
+            "(EINVAL)");
+  // Otherwise the code's name says what kind of failure it was.
+  EXPECT_EQ(ErrorLine(absl::PermissionDeniedError("uid 1000 is not allowed")),
+            "devmemctl: uid 1000 is not allowed (PERMISSION_DENIED)");
+  EXPECT_EQ(ErrorLine(absl::NotFoundError("binding 7 (of this session)")),
+            "devmemctl: binding 7 (of this session) (NOT_FOUND)");
+  EXPECT_EQ(ErrorLine(absl::UnavailableError("")), "devmemctl: UNAVAILABLE");
+}
+
 TEST(DevmemctlParse, UnbindNeedsANumber) {
   ParseResult r = P({"unbind", "12"});
   ASSERT_EQ(r.kind, Kind::kRun);
@@ -97,20 +149,6 @@ TEST(DevmemctlParse, HelpForEveryCommand) {
   }
   // Help wins over a usage error in the same line.
   EXPECT_EQ(P({"bind", "--help"}).kind, Kind::kHelp);
-}
-
-TEST(DevmemctlParse, Sizes) {
-  uint64_t v = 0;
-  EXPECT_TRUE(ParseSize("4096", &v));
-  EXPECT_EQ(v, 4096u);
-  EXPECT_TRUE(ParseSize("2k", &v));
-  EXPECT_EQ(v, 2048u);
-  EXPECT_TRUE(ParseSize("3G", &v));
-  EXPECT_EQ(v, 3ull << 30);
-  EXPECT_FALSE(ParseSize("", &v));
-  EXPECT_FALSE(ParseSize("M", &v));
-  EXPECT_FALSE(ParseSize("-1", &v));
-  EXPECT_FALSE(ParseSize("99999999999999999999G", &v));
 }
 
 int RunCtl(std::vector<std::string> args, std::string* out, std::string* err) {

@@ -103,6 +103,45 @@ TEST(DmabufCheckTest, ReadOnlyMemfdCannotBeMappedWritable) {
   ExpectErrno(CheckDmabufFd(ro.borrow()), EACCES, "mmap");
 }
 
+TEST(DmabufCheckTest, MessagesSayTheDmabufNotTheDaemonsFdNumber) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  UniqueFd r(fds[0]), w(fds[1]);
+  const absl::Status s = CheckDmabufFd(r.borrow()).status();
+  EXPECT_EQ(s.message(),
+            "the dmabuf: not a dma-buf or memfd (a pipe): Invalid argument "
+            "(EINVAL)");
+  EXPECT_EQ(s.message().find(absl::StrCat(" ", fds[0])),
+            absl::string_view::npos)
+      << s;
+}
+
+// What docs/API.md tells a client in another language: MFD_ALLOW_SEALING and
+// F_SEAL_SHRINK are needed, F_SEAL_GROW is not, F_SEAL_WRITE is refused.
+TEST(DmabufCheckTest, MemfdSealsAsDocumented) {
+  for (int seals : {F_SEAL_SHRINK, F_SEAL_SHRINK | F_SEAL_GROW,
+                    F_SEAL_SHRINK | F_SEAL_WRITE}) {
+    SCOPED_TRACE(seals);
+    UniqueFd m(::memfd_create("seals", MFD_ALLOW_SEALING));
+    ASSERT_TRUE(m.ok());
+    ASSERT_EQ(::ftruncate(m.get(), 4096), 0);
+    ASSERT_EQ(::fcntl(m.get(), F_ADD_SEALS, seals), 0);
+    absl::StatusOr<DmabufInfo> info = CheckDmabufFd(m.borrow());
+    if ((seals & F_SEAL_WRITE) != 0) {
+      ExpectErrno(info, EPERM, "mmap read-write");
+    } else {
+      EXPECT_TRUE(info.ok()) << info.status();
+    }
+  }
+  // Without MFD_ALLOW_SEALING the memfd is born with F_SEAL_SEAL and can
+  // never get F_SEAL_SHRINK.
+  UniqueFd m(::memfd_create("no-sealing", 0));
+  ASSERT_TRUE(m.ok());
+  ASSERT_EQ(::ftruncate(m.get(), 4096), 0);
+  EXPECT_NE(::fcntl(m.get(), F_ADD_SEALS, F_SEAL_SHRINK), 0);
+  ExpectErrno(CheckDmabufFd(m.borrow()), EINVAL, "F_SEAL_SHRINK");
+}
+
 TEST(DmabufCheckTest, CheckLeavesTheFdAlone) {
   absl::StatusOr<Dmabuf> buf = Dmabuf::CreateMemfd("offset", 8192);
   ASSERT_TRUE(buf.ok());
