@@ -32,6 +32,7 @@
 #include "server/config.h"
 #include "server/daemon.h"
 #include "server/k8s/device_plugin.h"
+#include "server/privilege.h"
 #ifdef DEVMEM_HAVE_SIM_PROVIDER
 #include "providers/sim/sim_provider.h"
 #endif
@@ -271,6 +272,12 @@ int main(int argc, char** argv) {
 
   auto config = BuildConfig();
   if (!config.ok()) return Fail("config", config.status());
+  // Least privilege before any thread starts (server/privilege.h).
+  if (absl::Status s = devmem::server::DropPrivileges(
+          devmem::server::CapabilitiesForProvider(config->provider()));
+      !s.ok()) {
+    return Fail("drop_privileges", s);
+  }
   auto provider = MakeProvider(*config);
   if (!provider.ok()) return Fail("provider", provider.status());
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -21,6 +22,7 @@
 #include "gtest/gtest.h"
 #include "session/fdsock_client.h"
 #include "session/fdsock_codec.h"
+#include "tests/server/proc_status.h"
 #include "tests/server/test_util.h"
 
 namespace devmem {
@@ -308,6 +310,45 @@ TEST_F(DevmemdProcessTest, BadConfigIsRejectedClearly) {
   std::stringstream ss;
   ss << f.rdbuf();
   EXPECT_NE(ss.str().find("chunk_size"), std::string::npos) << ss.str();
+}
+
+}  // namespace
+}  // namespace devmem
+
+namespace devmem {
+namespace {
+
+using testing::ProcCaps;
+using testing::ReadProcCaps;
+
+// Least privilege while serving (sim provider): every thread of devmemd holds
+// no capability in any set, and no_new_privs is set.
+TEST_F(DevmemdProcessTest, ServesWithNoCapabilityAndNoNewPrivs) {
+  EXPECT_EQ(FreeQueues(), 7u);  // it serves
+  const ProcCaps self = ReadProcCaps("/proc/self/status");
+  const std::string task_dir = absl::StrCat("/proc/", daemon_.pid, "/task");
+  int threads = 0;
+  for (const auto& e : std::filesystem::directory_iterator(task_dir)) {
+    const ProcCaps c = ReadProcCaps(e.path().string() + "/status");
+    ASSERT_TRUE(c.found) << e.path();
+    ++threads;
+    std::printf(
+        "devmemd task %s: CapEff=%016llx CapPrm=%016llx "
+        "CapInh=%016llx CapAmb=%016llx CapBnd=%016llx NoNewPrivs=%d\n",
+        e.path().filename().c_str(), (unsigned long long)c.eff,
+        (unsigned long long)c.prm, (unsigned long long)c.inh,
+        (unsigned long long)c.amb, (unsigned long long)c.bnd, c.no_new_privs);
+    EXPECT_EQ(c.eff, 0u);
+    EXPECT_EQ(c.prm, 0u);
+    EXPECT_EQ(c.inh, 0u);
+    EXPECT_EQ(c.amb, 0u);
+    // The bounding set shrinks only when devmemd had CAP_SETPCAP (as root).
+    if (self.eff & (uint64_t{1} << 8)) {
+      EXPECT_EQ(c.bnd, 0u);
+    }
+    EXPECT_EQ(c.no_new_privs, 1);
+  }
+  EXPECT_GT(threads, 1);  // gRPC and the fd server run on threads of their own
 }
 
 }  // namespace
