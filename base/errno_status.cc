@@ -95,6 +95,10 @@ absl::Status ErrnoStatus(absl::string_view context) {
   return devmem::ErrnoToStatus(errno, context);
 }
 
+bool CarriesErrno(const absl::Status& status) {
+  return status.GetPayload(kErrnoPayloadUrl).has_value();
+}
+
 int StatusErrno(const absl::Status& status) {
   if (status.ok()) return 0;
   absl::optional<absl::Cord> payload = status.GetPayload(kErrnoPayloadUrl);

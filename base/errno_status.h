@@ -40,6 +40,10 @@ absl::Status ErrnoStatus(absl::string_view context);
 // Tests use it to check that both providers fail with the kernel's errno.
 int StatusErrno(const absl::Status& status);
 
+// True when `status` came from a syscall's errno (ErrnoToStatus/ErrnoStatus):
+// tells a failed syscall apart from a policy answer with the same code.
+bool CarriesErrno(const absl::Status& status);
+
 // `status` with "context: " put before its message; code and payloads (the
 // errno) are kept. OK stays OK.
 absl::Status WithContext(const absl::Status& status, absl::string_view context);

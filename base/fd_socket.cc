@@ -1,5 +1,6 @@
 #include "base/fd_socket.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -77,11 +78,13 @@ absl::StatusOr<ReceivedFrame> RecvFrame(BorrowedFd sock,
   }
 
   if (n == 0 && frame.fds.empty() && !(msg.msg_flags & MSG_TRUNC)) {
-    // SEQPACKET: a zero-length read is the peer's orderly close (a
-    // zero-length packet cannot be told apart, and our protocol never sends
-    // one).
-    frame.eof = true;
+    // SEQPACKET: a zero-length read is either the peer's orderly close or a
+    // zero-length record; only the close raises POLLHUP/POLLRDHUP.
     frame.data.clear();
+    pollfd pfd{.fd = sock.get(), .events = POLLRDHUP, .revents = 0};
+    if (::poll(&pfd, 1, 0) != 0 && (pfd.revents & (POLLHUP | POLLRDHUP))) {
+      frame.eof = true;
+    }
     return frame;
   }
   if ((msg.msg_flags & MSG_TRUNC) ||

@@ -53,6 +53,7 @@ std::string_view FrameProblemName(FrameProblem p);
 
 struct ReceivedFrame {
   bool eof = false;           // the peer closed; nothing else is set
+                              // (a zero-length record is not eof: empty data)
   std::string data;           // the bytes (cut at max_frame_bytes if too large)
   std::vector<UniqueFd> fds;  // every fd received, owned
   FrameProblem problem = FrameProblem::kNone;

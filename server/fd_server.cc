@@ -254,6 +254,16 @@ bool FdServer::Service(Conn& conn) {
       if (!Reply(conn, 0, why, reason)) return false;
       continue;
     }
+    if (frame->data.empty() && frame->fds.empty()) {
+      // A zero-length SEQPACKET record: not EOF, and not a message.
+      if (!Reply(conn, 0,
+                 absl::InvalidArgumentError(
+                     "empty packet (0 bytes): every packet is one FdMessage"),
+                 "bad_message")) {
+        return false;
+      }
+      continue;
+    }
     if (!Handle(conn, frame->data, std::move(frame->fds))) return false;
   }
   return true;
@@ -352,10 +362,14 @@ bool FdServer::Handle(Conn& conn, std::string_view data,
       DmabufInfo info;
       auto t = broker_->RegisterDmabuf(conn.session, std::move(fds[0]), &info);
       if (!t.ok()) {
-        return Reply(conn, rid, t.status(),
-                     t.status().code() == absl::StatusCode::kResourceExhausted
-                         ? "too_many_tickets"
-                         : "not_dmabuf");
+        return Reply(
+            conn, rid, t.status(),
+            // A failed syscall (mmap ENOMEM of a huge buffer) is
+            // the dmabuf's fault, not the ticket quota's.
+            t.status().code() == absl::StatusCode::kResourceExhausted &&
+                    !CarriesErrno(t.status())
+                ? "too_many_tickets"
+                : "not_dmabuf");
       }
       v1::Ticket* tk = out.mutable_ticket();
       tk->set_ticket(t->ticket);
@@ -368,9 +382,9 @@ bool FdServer::Handle(Conn& conn, std::string_view data,
       const auto& r = in.return_tokens();
       if (static_cast<size_t>(r.ranges_size()) > kMaxTokenRanges) {
         return Reply(conn, rid,
-                     absl::InvalidArgumentError(absl::StrCat(
-                         "ReturnTokens: ", r.ranges_size(), " ranges, at most ",
-                         kMaxTokenRanges)),
+                     absl::InvalidArgumentError(
+                         absl::StrCat("ReturnTokens: ", r.ranges_size(),
+                                      " ranges, at most ", kMaxTokenRanges)),
                      "bad_request");
       }
       std::vector<TokenRange> ranges;

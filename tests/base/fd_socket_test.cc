@@ -194,6 +194,19 @@ TEST(FdSocketTest, EofWhenPeerCloses) {
   EXPECT_TRUE(f->eof);
 }
 
+TEST(FdSocketTest, ZeroLengthRecordIsNotEof) {
+  Pair p = SeqPair();
+  ASSERT_TRUE(SendFrame(p.a.borrow(), "", {}).ok());
+  auto f = RecvFrame(p.b.borrow(), {});
+  ASSERT_TRUE(f.ok());
+  EXPECT_FALSE(f->eof);
+  EXPECT_TRUE(f->data.empty());
+  p.a.reset();
+  auto g = RecvFrame(p.b.borrow(), {});
+  ASSERT_TRUE(g.ok());
+  EXPECT_TRUE(g->eof);
+}
+
 TEST(FdSocketTest, NonBlockingEmptyIsUnavailable) {
   Pair p = SeqPair();
   auto f = RecvFrame(p.b.borrow(), {}, MSG_DONTWAIT);

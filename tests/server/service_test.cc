@@ -16,12 +16,12 @@
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
-#include "session/fdsock_client.h"
-#include "session/fdsock_codec.h"
 #include "providers/sim/sim_provider.h"
 #include "server/config.h"
 #include "server/daemon.h"
 #include "server/grpc_status.h"
+#include "session/fdsock_client.h"
+#include "session/fdsock_codec.h"
 #include "tests/server/test_util.h"
 
 namespace devmem::server {
@@ -353,6 +353,22 @@ TEST_F(ServiceTest, BadInputOnFdSocketGetsClearErrorsAndLeaksNothing) {
     EXPECT_EQ(p.Reply(), "too_large");
     p.SendBytes("\xff\xff\xff garbage");
     EXPECT_EQ(p.Reply(), "bad_message");
+    // Issue 10 defect 5: a zero-length record is answered, not taken as EOF.
+    p.SendBytes("");
+    EXPECT_EQ(p.Reply(), "bad_message");
+    // Issue 10 defect 3: a sealed 2^62-byte memfd cannot be mapped (ENOMEM):
+    // that is the dmabuf's fault, not the ticket quota's.
+    auto huge =
+        UniqueFd(::memfd_create("huge", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+    ASSERT_EQ(::ftruncate(huge.get(), off_t{1} << 62), 0);
+    ASSERT_EQ(::fcntl(huge.get(), F_ADD_SEALS, F_SEAL_SHRINK), 0);
+    v1::FdMessage huge_reply;
+    p.Send(RawPeer::Register(), {huge.borrow()});
+    EXPECT_EQ(p.Reply(&huge_reply), "not_dmabuf");
+    EXPECT_EQ(huge_reply.error().code(),
+              static_cast<int>(absl::StatusCode::kResourceExhausted))
+        << huge_reply.error().message();
+    huge.reset();
     p.SendBytes(std::string("\x08\x07\xfa\x06\x00", 5));  // field 111
     EXPECT_EQ(p.Reply(), "unknown_type");
     v1::FdMessage bogus;
