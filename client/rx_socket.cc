@@ -171,9 +171,9 @@ absl::Status KernelRx::ReturnTokens(std::vector<uint32_t> tokens) {
   uint64_t freed = 0;
   for (const std::vector<TokenRange>& call :
        CoalesceTokens(std::move(tokens))) {
-    const int r = ops_.dontneed(
-        tcp_.get(), call.data(),
-        static_cast<socklen_t>(call.size() * sizeof(TokenRange)));
+    const int r =
+        ops_.dontneed(tcp_.get(), call.data(),
+                      static_cast<socklen_t>(call.size() * sizeof(TokenRange)));
     if (r < 0) return ErrnoStatus("setsockopt(SO_DEVMEM_DONTNEED)");
     ++stats.return_calls;
     freed += static_cast<uint64_t>(r);

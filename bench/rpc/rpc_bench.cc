@@ -34,10 +34,10 @@
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
-#include "session/fdsock_client.h"
 #include "providers/sim/sim_provider.h"
 #include "server/config.h"
 #include "server/daemon.h"
+#include "session/fdsock_client.h"
 
 namespace devmem {
 namespace {

@@ -25,10 +25,10 @@
 #include "absl/strings/str_cat.h"
 #include "base/mutex.h"
 #include "base/uapi.h"
-#include "pool/token_range.h"
 #include "base/unique_fd.h"
 #include "benchmark/benchmark.h"
 #include "client/dmabuf/dmabuf.h"
+#include "pool/token_range.h"
 #include "providers/sim/sim_provider.h"
 
 namespace devmem {

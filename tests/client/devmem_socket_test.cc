@@ -166,7 +166,6 @@ TEST(ParseDevmemControl, RandomGarbageNeverCrashesOrOverreads) {
   }
 }
 
-
 // ---- RxSocket kernel mode against a fake kernel ----------------------------
 
 // One scripted recvmsg answer.

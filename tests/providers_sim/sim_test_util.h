@@ -22,9 +22,9 @@
 #include "absl/strings/numbers.h"
 #include "base/mutex.h"
 #include "base/uapi.h"
-#include "pool/token_range.h"
 #include "base/unique_fd.h"
 #include "gtest/gtest.h"
+#include "pool/token_range.h"
 #include "providers/provider.h"
 
 namespace devmem::testing {

@@ -168,7 +168,8 @@ class DevmemdProcessTest : public ::testing::Test {
 };
 
 // Prints how long the release took (API.md promises well under 1 s on an idle
-// machine); tests assert no wall-clock bound, which a loaded CI box would break.
+// machine); tests assert no wall-clock bound, which a loaded CI box would
+// break.
 TEST_F(DevmemdProcessTest, KillDashNineReleasesTheBinding) {
   EXPECT_EQ(FreeQueues(), 7u);
   Child job = Client({"hold", dir_, "3"});
