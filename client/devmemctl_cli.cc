@@ -19,6 +19,7 @@
 #include "client/client.h"
 #include "client/dmabuf/dmabuf.h"
 #include "google/protobuf/util/json_util.h"
+#include "pool/region.h"
 
 namespace devmem::ctl {
 namespace {
@@ -328,9 +329,9 @@ ParseResult Parse(const std::vector<std::string>& args) {
         return UsageError(c.name,
                           absl::StrCat("--chunk-size ", v.status().message()));
       }
-      // The daemon's rule (Region::kMinChunkSize..kMaxChunkSize), said here
-      // in the user's units before anything is sent.
-      if (*v < 4096 || *v > (2u << 20) || (*v & (*v - 1)) != 0) {
+      // The daemon's rule, said here in the user's units before anything is
+      // sent.
+      if (!Region::ValidChunkSize(*v)) {
         return UsageError(c.name, absl::StrCat("--chunk-size ", value,
                                                " is out of range: a power of "
                                                "two from 4K to 2M"));

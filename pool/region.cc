@@ -50,9 +50,7 @@ absl::StatusOr<std::shared_ptr<Region>> Region::Create(RegionOptions options) {
   if (options.size_bytes == 0) {
     return absl::InvalidArgumentError(absl::StrCat(what, ": size is zero"));
   }
-  if (!std::has_single_bit(options.chunk_size) ||
-      options.chunk_size < kMinChunkSize ||
-      options.chunk_size > kMaxChunkSize) {
+  if (!ValidChunkSize(options.chunk_size)) {
     return absl::InvalidArgumentError(absl::StrCat(
         what, ": chunk size ", options.chunk_size,
         " must be a power of two from ", kMinChunkSize, " to ", kMaxChunkSize));

@@ -99,6 +99,12 @@ class Region {
  public:
   static constexpr uint32_t kMinChunkSize = 4096;
   static constexpr uint32_t kMaxChunkSize = 2u << 20;
+  // The one chunk-size rule (regions, Bind requests, the config, devmemctl):
+  // a power of two in [kMinChunkSize, kMaxChunkSize].
+  static constexpr bool ValidChunkSize(uint64_t bytes) {
+    return bytes >= kMinChunkSize && bytes <= kMaxChunkSize &&
+           (bytes & (bytes - 1)) == 0;
+  }
   static constexpr uint32_t kCacheSize =
       pool_internal::kCacheSlots;         // PP_ALLOC_CACHE_SIZE
   static constexpr uint32_t kBatch = 64;  // PP_ALLOC_CACHE_REFILL

@@ -9,7 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "base/log.h"
 #include "base/status_macros.h"
-#include "providers/flow.h"
+#include "server/bind_params.h"
 
 namespace devmem::server {
 
@@ -272,48 +272,6 @@ absl::StatusOr<TicketStore::Issued> Broker::RegisterDmabuf(uint64_t session_id,
   return tickets_.Issue(session_id, std::move(dmabuf), std::move(checked));
 }
 
-namespace {
-
-absl::Status ValidateParams(const BindParams& p) {
-  if (p.device.empty() || p.device.size() > 64) {
-    return absl::InvalidArgumentError("device: a name of 1-64 bytes needed");
-  }
-  if (p.ticket.empty()) return absl::InvalidArgumentError("ticket is empty");
-  if (!p.rx) {
-    if (p.num_queues != 0 || !p.queue_ids.empty() || !p.flows.empty()) {
-      return absl::InvalidArgumentError(
-          "a TX binding takes no queues and no flows");
-    }
-    return absl::OkStatus();
-  }
-  if ((p.num_queues == 0) == p.queue_ids.empty()) {
-    return absl::InvalidArgumentError(
-        "rx: give exactly one of num_queues (> 0) or queue_ids");
-  }
-  if (p.num_queues > 1024 || p.queue_ids.size() > 1024) {
-    return absl::InvalidArgumentError("rx: at most 1024 queues");
-  }
-  std::vector<uint32_t> q = p.queue_ids;
-  std::sort(q.begin(), q.end());
-  if (std::adjacent_find(q.begin(), q.end()) != q.end()) {
-    return absl::InvalidArgumentError("rx: queue_ids has duplicates");
-  }
-  if (p.flows.size() > 64) {
-    return absl::InvalidArgumentError("rx: at most 64 flows");
-  }
-  for (const Flow& f : p.flows) RETURN_IF_ERROR(CheckFlow(f));
-  if (p.chunk_size != 0 && (p.chunk_size < Region::kMinChunkSize ||
-                            p.chunk_size > Region::kMaxChunkSize ||
-                            (p.chunk_size & (p.chunk_size - 1)) != 0)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("rx: chunk_size ", p.chunk_size,
-                     " is not a power of two in [4096, 2097152]"));
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
-
 absl::StatusOr<std::vector<uint32_t>> Broker::ChooseQueues(
     const BindParams& p) {
   ASSIGN_OR_RETURN(std::vector<DeviceInfo> devices, provider_->ListDevices());
@@ -384,7 +342,7 @@ absl::StatusOr<BindingView> Broker::Bind(const Caller& caller, BindParams p) {
     return absl::PermissionDeniedError(
         "Bind is accepted only on the local Unix socket");
   }
-  RETURN_IF_ERROR(ValidateParams(p));
+  RETURN_IF_ERROR(ValidateBindParams(p));
   const uint32_t chunk_size = p.chunk_size ? p.chunk_size : default_chunk_size_;
 
   absl::MutexLock bl(&bind_mu_);

@@ -45,6 +45,7 @@
 #include "base/fd_socket.h"
 #include "base/unique_fd.h"
 #include "providers/provider.h"
+#include "server/bind_params.h"
 #include "server/clock.h"
 #include "server/tickets.h"
 
@@ -90,16 +91,6 @@ struct Caller {
   pid_t pid = 0;
   bool local = true;  // on the local Unix socket (may mutate)
   bool authenticated() const { return session_id != 0; }
-};
-
-struct BindParams {
-  std::string ticket;
-  std::string device;
-  bool rx = true;
-  uint32_t num_queues = 0;
-  std::vector<uint32_t> queue_ids;
-  std::vector<Flow> flows;
-  uint32_t chunk_size = 0;  // 0: default
 };
 
 // A binding as a caller may see it.

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
+#include "pool/region.h"
 
 namespace devmem::server {
 
@@ -24,8 +25,6 @@ class Collector : public google::protobuf::io::ErrorCollector {
  private:
   std::string first_;
 };
-
-bool PowerOfTwo(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
 }  // namespace
 
@@ -85,8 +84,7 @@ absl::Status ValidateConfig(const v1::DaemonConfig& c) {
     return bad("socket_mode", absl::StrCat(c.socket_mode()),
                "must be an octal mode <= 0777 that gives the owner rw");
   }
-  if (!PowerOfTwo(c.chunk_size()) || c.chunk_size() < 4096 ||
-      c.chunk_size() > (2u << 20)) {
+  if (!Region::ValidChunkSize(c.chunk_size())) {
     return bad("chunk_size", c.chunk_size(),
                "must be a power of two in [4096, 2097152]");
   }

@@ -634,8 +634,7 @@ class SimProvider final : public Provider {
                                         "attribute)"));
     }
     const uint32_t cs = spec.chunk_size;
-    if (cs < Region::kMinChunkSize || cs > Region::kMaxChunkSize ||
-        (cs & (cs - 1)) != 0) {
+    if (!Region::ValidChunkSize(cs)) {
       return ErrnoToStatus(EINVAL, absl::StrCat(ctx, ": chunk size ", cs,
                                                 " is not a power of two in [",
                                                 Region::kMinChunkSize, ", ",
