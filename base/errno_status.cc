@@ -109,6 +109,16 @@ int StatusErrno(const absl::Status& status) {
   return EIO;
 }
 
+absl::Status StatusWithErrno(absl::StatusCode code, int errnum,
+                             absl::string_view message) {
+  if (code == absl::StatusCode::kOk) return absl::OkStatus();
+  absl::Status status(code, message);
+  if (errnum > 0) {
+    status.SetPayload(kErrnoPayloadUrl, absl::Cord(absl::StrCat(errnum)));
+  }
+  return status;
+}
+
 absl::Status WithContext(const absl::Status& status,
                          absl::string_view context) {
   if (status.ok()) return status;

@@ -44,6 +44,12 @@ int StatusErrno(const absl::Status& status);
 // tells a failed syscall apart from a policy answer with the same code.
 bool CarriesErrno(const absl::Status& status);
 
+// A Status rebuilt from a wire (code, errno, message as sent): the errno is
+// kept as ErrnoToStatus keeps it, nothing is added to the message. errnum 0:
+// no errno. OK for kOk.
+absl::Status StatusWithErrno(absl::StatusCode code, int errnum,
+                             absl::string_view message);
+
 // `status` with "context: " put before its message; code and payloads (the
 // errno) are kept. OK stays OK.
 absl::Status WithContext(const absl::Status& status, absl::string_view context);

@@ -68,104 +68,61 @@ absl::StatusOr<v1::Ticket> ClientCore::RegisterDmabuf(BorrowedFd dmabuf,
         "no session with devmemd (closed, or the client was opened without "
         "one)");
   }
-  return session_->RegisterDmabuf(dmabuf, name);
+  absl::StatusOr<v1::Ticket> t = session_->RegisterDmabuf(dmabuf, name);
+  DrainEventsLocked();
+  return t;
 }
 
-uint32_t ClientCore::BindingOf(const v1::FdMessage& m) {
-  switch (m.body_case()) {
-    case v1::FdMessage::kRxFrags:
-      return m.rx_frags().binding_id();
-    case v1::FdMessage::kTxCompletion:
-      return m.tx_completion().binding_id();
-    case v1::FdMessage::kBindingClosed:
-      return m.binding_closed().binding_id();
-    default:
-      return 0;
+void ClientCore::TakeEventLocked(fdsock::SessionEvent ev) {
+  if (ev.message.has_data_path() && ev.fd.ok()) {
+    data_paths_[ev.message.data_path().binding_id()] = std::move(ev.fd);
+  }
+  // BindingClosed: the binding's data path reads EOF, which is what its
+  // RxSocket/TxSender go by; nothing to keep.
+}
+
+void ClientCore::DrainEventsLocked() {
+  while (session_ != nullptr) {
+    absl::StatusOr<std::optional<fdsock::SessionEvent>> ev =
+        session_->NextEvent(absl::ZeroDuration());
+    if (!ev.ok() || !ev->has_value()) return;
+    TakeEventLocked(**std::move(ev));
   }
 }
 
-void ClientCore::Route(v1::FdMessage m) {
-  auto it = queues_.find(BindingOf(m));
-  if (it != queues_.end()) {
-    it->second.push_back(std::move(m));
-    return;
-  }
-  // Kept until the binding's queue opens; dropped ones keep their tokens
-  // only until the binding is released.
-  orphans_.push_back(std::move(m));
-  if (orphans_.size() > kMaxOrphans) orphans_.pop_front();
-}
-
-void ClientCore::OpenQueue(uint32_t binding_id) {
-  absl::MutexLock l(&mu_);
-  std::deque<v1::FdMessage>& q = queues_[binding_id];
-  for (auto it = orphans_.begin(); it != orphans_.end();) {
-    if (BindingOf(*it) == binding_id) {
-      q.push_back(std::move(*it));
-      it = orphans_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-}
-
-void ClientCore::CloseQueue(uint32_t binding_id) {
-  absl::MutexLock l(&mu_);
-  queues_.erase(binding_id);
-  std::erase_if(orphans_, [binding_id](const v1::FdMessage& m) {
-    return BindingOf(m) == binding_id;
-  });
-}
-
-absl::StatusOr<std::optional<v1::FdMessage>> ClientCore::NextEvent(
-    uint32_t binding_id, absl::Duration timeout) {
+absl::Status ClientCore::AwaitDataPath(uint32_t binding_id,
+                                       absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   absl::MutexLock l(&mu_);
   for (;;) {
-    auto it = queues_.find(binding_id);
-    if (it != queues_.end() && !it->second.empty()) {
-      v1::FdMessage m = std::move(it->second.front());
-      it->second.pop_front();
-      return m;
-    }
+    if (data_paths_.contains(binding_id)) return absl::OkStatus();
     if (session_ == nullptr) {
       return absl::UnavailableError("devmemd session is closed");
     }
-    const absl::Duration left =
-        timeout == absl::InfiniteDuration()
-            ? absl::InfiniteDuration()
-            : std::max(deadline - absl::Now(), absl::ZeroDuration());
-    ASSIGN_OR_RETURN(std::optional<v1::FdMessage> m, session_->NextEvent(left));
-    if (!m.has_value()) return std::nullopt;
-    if (BindingOf(*m) == binding_id) return m;
-    Route(*std::move(m));
+    ASSIGN_OR_RETURN(std::optional<fdsock::SessionEvent> ev,
+                     session_->NextEvent(std::max(deadline - absl::Now(),
+                                                  absl::ZeroDuration())));
+    if (!ev.has_value()) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "binding ", binding_id,
+          ": devmemd said it passed the data-path fd, but none came"));
+    }
+    TakeEventLocked(*std::move(ev));
   }
 }
 
-absl::StatusOr<v1::TokensReturned> ClientCore::ReturnTokens(
-    uint32_t binding_id, absl::Span<const TokenRange> ranges) {
+absl::StatusOr<UniqueFd> ClientCore::TakeDataPath(uint32_t binding_id) {
   absl::MutexLock l(&mu_);
-  if (session_ == nullptr) {
-    return absl::UnavailableError("devmemd session is closed");
+  auto it = data_paths_.find(binding_id);
+  if (it == data_paths_.end()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "binding ", binding_id,
+        ": its data path was already taken (one RxSocket or TxSender per "
+        "binding), or it has none"));
   }
-  return session_->ReturnTokens(binding_id, ranges);
-}
-
-absl::Status ClientCore::TxConnect(uint32_t binding_id, std::string_view peer) {
-  absl::MutexLock l(&mu_);
-  if (session_ == nullptr) {
-    return absl::UnavailableError("devmemd session is closed");
-  }
-  return session_->TxConnect(binding_id, peer);
-}
-
-absl::StatusOr<uint32_t> ClientCore::TxSend(uint32_t binding_id,
-                                            uint64_t offset, uint64_t length) {
-  absl::MutexLock l(&mu_);
-  if (session_ == nullptr) {
-    return absl::UnavailableError("devmemd session is closed");
-  }
-  return session_->TxSend(binding_id, offset, length);
+  UniqueFd fd = std::move(it->second);
+  data_paths_.erase(it);
+  return fd;
 }
 
 absl::Status ClientCore::Unbind(uint32_t binding_id) {
@@ -175,7 +132,9 @@ absl::Status ClientCore::Unbind(uint32_t binding_id) {
   req.set_binding_id(binding_id);
   v1::UnbindResponse resp;
   absl::Status s = FromGrpc(stub_->Unbind(&ctx, req, &resp), "Unbind");
-  CloseQueue(binding_id);
+  absl::MutexLock l(&mu_);
+  data_paths_.erase(binding_id);  // an untaken data path closes here
+  DrainEventsLocked();
   return s;
 }
 
@@ -187,8 +146,7 @@ bool ClientCore::session_open() {
 void ClientCore::CloseSession() {
   absl::MutexLock l(&mu_);
   session_.reset();
-  queues_.clear();
-  orphans_.clear();
+  data_paths_.clear();
 }
 
 namespace {
@@ -363,10 +321,12 @@ absl::StatusOr<Binding> Client::Bind(BorrowedFd dmabuf, std::string_view name,
   core_->Prepare(&ctx);
   v1::BindResponse resp;
   RETURN_IF_ERROR(FromGrpc(core_->stub().Bind(&ctx, request, &resp), "Bind"));
-  const uint32_t id = resp.binding().id();
-  // Queue this binding's events from now on (frags may already be coming).
-  core_->OpenQueue(id);
-  return Binding(core_, resp.binding());
+  Binding binding(core_, resp.binding());
+  if (resp.binding().data_path()) {
+    // Sent before the reply: it is already in our socket.
+    RETURN_IF_ERROR(core_->AwaitDataPath(binding.id(), absl::Seconds(10)));
+  }
+  return binding;
 }
 
 absl::StatusOr<Binding> Client::BindRx(BorrowedFd dmabuf,
@@ -457,9 +417,19 @@ absl::StatusOr<RxSocket> Client::OpenRx(const Binding& binding, UniqueFd tcp) {
   }
   if (tcp.ok()) {
     return absl::InvalidArgumentError(
-        "OpenRx: the sim provider delivers over the session; pass no socket");
+        "OpenRx: the sim provider passes the binding's own data path; pass "
+        "no socket");
   }
-  return RxSocket(std::make_unique<rx_internal::SimRx>(core_, binding.id()));
+  ASSIGN_OR_RETURN(UniqueFd dp, core_->TakeDataPath(binding.id()));
+  return RxSocket::ForSimDataPath(std::move(dp), binding.id());
+}
+
+absl::StatusOr<UniqueFd> Client::TakeDataPath(const Binding& binding) {
+  if (!binding.valid() || binding.core_ != core_) {
+    return absl::InvalidArgumentError(
+        "TakeDataPath: not a binding made by this client");
+  }
+  return core_->TakeDataPath(binding.id());
 }
 
 absl::StatusOr<TxSender> Client::OpenTx(const Binding& binding,
@@ -477,8 +447,9 @@ absl::StatusOr<TxSender> Client::OpenTx(const Binding& binding,
                                      binding.size_bytes(),
                                      binding.chunk_size());
   }
-  return TxSender::ForSim(core_, binding.id(), peer, binding.size_bytes(),
-                          binding.chunk_size());
+  ASSIGN_OR_RETURN(UniqueFd dp, core_->TakeDataPath(binding.id()));
+  return TxSender::ForSimDataPath(std::move(dp), binding.id(), peer,
+                                  binding.size_bytes(), binding.chunk_size());
 }
 
 }  // namespace devmem

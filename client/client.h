@@ -2,10 +2,11 @@
 // binds dmabufs to NIC queues for device-memory TCP.
 //
 // A Client is one *session* with the daemon: the fd socket (<run dir>/
-// fd.sock) that carries the job's dmabuf fds and, with the sim provider, its
-// received fragments; and the gRPC API (<run dir>/api.sock, devmem.v1.Devmem)
-// authenticated as that session. The fd handshake (Hello, RegisterDmabuf ->
-// ticket) is done here; callers never see tickets or stubs.
+// fd.sock) that carries the job's dmabuf fds (and, with the sim provider,
+// brings back each binding's own data-path fd); and the gRPC API (<run dir>/
+// api.sock, devmem.v1.Devmem) authenticated as that session. The fd handshake
+// (Hello, RegisterDmabuf -> ticket) is done here; callers never see tickets or
+// stubs.
 //
 //   ASSIGN_OR_RETURN(std::unique_ptr<Client> client, Client::Connect());
 //   ASSIGN_OR_RETURN(Dmabuf buf, Dmabuf::CreateMemfd("rx", 64 << 20));
@@ -18,18 +19,18 @@
 //
 // Lifetime: every binding belongs to the session. Destroying the Client (or
 // the process dying, even by SIGKILL) closes the session, and the daemon then
-// releases every binding made through it. Binding, RxSocket and TxSender
-// objects keep the session's shared state alive, so they may outlive the
-// Client object safely, but the session itself closes with the Client.
+// releases every binding made through it. Binding objects keep the
+// session's shared state alive, so they may outlive the Client object
+// safely, but the session itself closes with the Client; an RxSocket or
+// TxSender of a released binding reads EOF (Unavailable).
 //
 // Errors: every call returns absl::Status with the daemon's code and message
 // (gRPC codes map 1:1 onto absl codes; see docs/API.md for each RPC's codes).
 // A daemon that is not running is Unavailable naming the socket path.
 //
-// Thread safety: a Client is thread-safe. The RPCs run concurrently; the
-// session's fd socket is shared by every RxSocket and TxSender of the
-// client and is used under one lock, so receive loops of one client
-// serialise (use one Client per receiving thread for parallel loops).
+// Thread safety: a Client is thread-safe. The RPCs run concurrently. The
+// data path never touches the session: each RxSocket and TxSender owns its
+// binding's socket, so receive loops of different bindings run in parallel.
 #ifndef DEVMEM_CLIENT_CLIENT_H_
 #define DEVMEM_CLIENT_CLIENT_H_
 
@@ -203,18 +204,30 @@ class Client {
       bool initial_snapshot = true);
 
   // The receive socket of an RX binding of this client. Sim provider: pass
-  // no `tcp`; fragments come over the session. Kernel provider: `tcp` is the
-  // job's connected TCP socket whose flow is steered to the binding.
-  // Errors: InvalidArgument (not an RX binding of this client, or `tcp`
-  // missing/extra for the provider).
+  // no `tcp`; the socket reads the binding's own data path (the fd devmemd
+  // passed at Bind; once per binding). Kernel provider: `tcp` is the job's
+  // connected TCP socket whose flow is steered to the binding. Errors:
+  // InvalidArgument (not an RX binding of this client, or `tcp`
+  // missing/extra for the provider), FailedPrecondition (its data path was
+  // already taken).
   absl::StatusOr<RxSocket> OpenRx(const Binding& binding, UniqueFd tcp = {});
 
-  // The sender of a TX binding. Sim: `peer` is "HOST:PORT" the daemon
-  // connects to (loopback). Kernel: `tcp` is the job's connected TCP socket
+  // Sim provider: the binding's data-path fd itself, to hand to another
+  // process (SCM_RIGHTS), which opens it with RxSocket::ForSimDataPath or
+  // TxSender::ForSimDataPath. Like a TCP socket it carries only this
+  // binding's flow; the binding stays this client's (it ends when this
+  // session does). FailedPrecondition when already taken or with the kernel
+  // provider (the job's own socket is the data path there).
+  absl::StatusOr<UniqueFd> TakeDataPath(const Binding& binding);
+
+  // The sender of a TX binding. Sim: `peer` is "HOST:PORT" the simulated NIC
+  // connects to (loopback), over the binding's own data path (once per
+  // binding). Kernel: `tcp` is the job's connected TCP socket
   // (routed through the binding's device); `peer` is ignored. The buffer's
   // size and chunk size are the binding's. Errors: InvalidArgument (not a
-  // TX binding of this client, `tcp` missing); the daemon's TxConnect error
-  // (sim: the peer refused); setsockopt(SO_ZEROCOPY)'s errno (kernel).
+  // TX binding of this client, `tcp` missing); the sim's TxConnect answer
+  // (ECONNREFUSED: the peer refused); FailedPrecondition (data path already
+  // taken); setsockopt(SO_ZEROCOPY)'s errno (kernel).
   absl::StatusOr<TxSender> OpenTx(const Binding& binding, std::string_view peer,
                                   UniqueFd tcp = {});
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -13,23 +14,18 @@
 #include "base/log.h"
 #include "base/status_macros.h"
 #include "base/uapi.h"
-#include "client/internal/client_core.h"
 #include "client/internal/rx_impl.h"
+#include "client/internal/sim_data_path.h"
 #include "pool/token_range.h"
-#include "session/fdsock_codec.h"
 
 namespace devmem {
 namespace rx_internal {
 namespace {
 
-int PollTimeoutMs(absl::Duration timeout) {
-  if (timeout == absl::InfiniteDuration()) return -1;
-  if (timeout <= absl::ZeroDuration()) return 0;
-  // Round up so a short timeout does not become a busy poll of 0 ms.
-  return static_cast<int>(std::min<int64_t>(
-      absl::ToInt64Milliseconds(timeout + absl::Microseconds(999)),
-      int64_t{1} << 30));
-}
+using client_internal::PollTimeoutMs;
+
+// How long a token return waits for the sim's answer.
+constexpr absl::Duration kDontneedTimeout = absl::Seconds(30);
 
 // Frags whose dmabuf_id is not the binding's: the flow was steered to
 // another binding's queue.
@@ -192,30 +188,13 @@ absl::Status KernelRx::ReturnTokens(std::vector<uint32_t> tokens) {
 
 // ---- SimRx --------------------------------------------------------------
 
-SimRx::SimRx(std::shared_ptr<client_internal::ClientCore> core,
-             uint32_t binding)
-    : core_(std::move(core)) {
+SimRx::SimRx(UniqueFd data_path, uint32_t binding)
+    : dp_(std::move(data_path), binding) {
   binding_id = binding;
 }
 
-absl::StatusOr<RxBatch> SimRx::Receive(absl::Duration timeout) {
+absl::StatusOr<RxBatch> SimRx::Deliver(std::vector<uapi::DmabufCmsg> recs) {
   RxBatch batch;
-  ASSIGN_OR_RETURN(std::optional<v1::FdMessage> ev,
-                   core_->NextEvent(binding_id, timeout));
-  if (!ev.has_value()) return batch;
-  if (ev->has_binding_closed()) {
-    const v1::BindingClosed& c = ev->binding_closed();
-    if (c.code() == 0) {
-      batch.end_of_stream = true;
-      return batch;
-    }
-    return absl::Status(
-        static_cast<absl::StatusCode>(c.code()),
-        absl::StrCat("binding ", binding_id, " closed: ", c.message()));
-  }
-  if (!ev->has_rx_frags()) return batch;  // not ours to handle (TX events)
-  ASSIGN_OR_RETURN(std::vector<uapi::DmabufCmsg> recs,
-                   fdsock::UnpackFrags(ev->rx_frags().frags()));
   batch.frags.reserve(recs.size());
   for (const uapi::DmabufCmsg& r : recs) {
     Frag f;
@@ -235,17 +214,85 @@ absl::StatusOr<RxBatch> SimRx::Receive(absl::Duration timeout) {
   return batch;
 }
 
+absl::StatusOr<RxBatch> SimRx::FlowEnded(const absl::Status& why) {
+  if (why.ok()) {
+    RxBatch batch;
+    batch.end_of_stream = true;
+    return batch;
+  }
+  return WithContext(why, absl::StrCat("binding ", binding_id, " flow ended"));
+}
+
+absl::Status SimRx::Hold(const simdp::Packet& p) {
+  Held h;
+  switch (p.type) {
+    case simdp::Type::kRxFrags:
+      h.frags.resize(p.count);
+      std::memcpy(h.frags.data(), p.units.data(), p.units.size());
+      break;
+    case simdp::Type::kClosed:
+      h.is_close = true;
+      h.closed = simdp::ToStatus(simdp::Fixed<simdp::StatusRecord>(p), p.units);
+      break;
+    case simdp::Type::kError:
+      return simdp::ToStatus(simdp::Fixed<simdp::StatusRecord>(p), p.units);
+    default:
+      return absl::OkStatus();  // nothing an RX job needs
+  }
+  held_.push_back(std::move(h));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RxBatch> SimRx::Receive(absl::Duration timeout) {
+  const absl::Time deadline = timeout == absl::InfiniteDuration()
+                                  ? absl::InfiniteFuture()
+                                  : absl::Now() + timeout;
+  for (;;) {
+    if (!held_.empty()) {
+      Held h = std::move(held_.front());
+      held_.pop_front();
+      if (h.is_close) return FlowEnded(h.closed);
+      return Deliver(std::move(h.frags));
+    }
+    ASSIGN_OR_RETURN(
+        std::optional<simdp::Packet> p,
+        dp_.Read(deadline == absl::InfiniteFuture() ? absl::InfiniteDuration()
+                                                    : deadline - absl::Now()));
+    if (!p.has_value()) return RxBatch{};
+    RETURN_IF_ERROR(Hold(*p));
+  }
+}
+
 absl::Status SimRx::ReturnTokens(std::vector<uint32_t> tokens) {
   const uint64_t asked = tokens.size();
   uint64_t freed = 0;
   uint64_t rejected = 0;
+  absl::Status first_error;
   for (const std::vector<TokenRange>& ranges :
        CoalesceTokens(std::move(tokens))) {
-    ASSIGN_OR_RETURN(v1::TokensReturned r,
-                     core_->ReturnTokens(binding_id, ranges));
+    // TokenRange and struct dmabuf_token share one layout.
+    std::vector<uapi::DmabufToken> wire(ranges.size());
+    std::memcpy(wire.data(), ranges.data(), ranges.size() * sizeof(wire[0]));
+    RETURN_IF_ERROR(dp_.Send(simdp::Dontneed(wire)));
     ++stats.return_calls;
-    freed += r.freed();
-    rejected += r.rejected();
+    for (;;) {
+      ASSIGN_OR_RETURN(std::optional<simdp::Packet> p,
+                       dp_.Read(kDontneedTimeout));
+      if (!p.has_value()) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            dp_.Context(), "the sim did not answer a token return in ",
+            absl::FormatDuration(kDontneedTimeout)));
+      }
+      if (p->type != simdp::Type::kDontneedDone) {
+        RETURN_IF_ERROR(Hold(*p));
+        continue;
+      }
+      const simdp::DontneedDone d = simdp::Fixed<simdp::DontneedDone>(*p);
+      freed += d.freed;
+      rejected += d.rejected;
+      if (first_error.ok()) first_error = simdp::ToStatus(d.status, "");
+      break;
+    }
   }
   stats.tokens_returned += std::min(freed, asked);
   stats.tokens_outstanding -= std::min(stats.tokens_outstanding, asked);
@@ -255,7 +302,7 @@ absl::Status SimRx::ReturnTokens(std::vector<uint32_t> tokens) {
     return absl::InvalidArgumentError(absl::StrCat(
         "ReturnTokens: ", bad, " of ", asked, " tokens were not outstanding"));
   }
-  return absl::OkStatus();
+  return first_error;
 }
 
 }  // namespace rx_internal
@@ -292,6 +339,15 @@ absl::StatusOr<RxSocket> RxSocket::ForKernelSocket(UniqueFd tcp,
   }
   return RxSocket(std::make_unique<rx_internal::KernelRx>(
       std::move(tcp), binding_id, options, std::move(ops)));
+}
+
+absl::StatusOr<RxSocket> RxSocket::ForSimDataPath(UniqueFd data_path,
+                                                  uint32_t binding_id) {
+  if (!data_path.ok()) {
+    return absl::InvalidArgumentError("RxSocket: no data-path fd given");
+  }
+  return RxSocket(
+      std::make_unique<rx_internal::SimRx>(std::move(data_path), binding_id));
 }
 
 RxSocket::RxSocket(std::unique_ptr<rx_internal::RxImpl> impl)

@@ -3,6 +3,8 @@
 //
 //   ASSIGN_OR_RETURN(RxSocket rx, client->OpenRx(binding));   // sim
 //   // kernel: client->OpenRx(binding, std::move(accepted_tcp_socket))
+//   // or, in a process that was handed the data-path fd:
+//   //   RxSocket::ForSimDataPath(std::move(fd), binding_id)
 //   for (;;) {
 //     ASSIGN_OR_RETURN(RxBatch batch, rx.Receive(absl::Seconds(1)));
 //     if (batch.end_of_stream) break;
@@ -18,8 +20,12 @@
 // Return() is setsockopt(SO_DEVMEM_DONTNEED) with consecutive tokens
 // coalesced, at most 128 ranges and 1024 tokens a call. A control buffer
 // too small for the next cmsg (ETOOSMALL, errno 525) is grown and the call
-// retried. Sim mode: the daemon's simulated NIC sends the very same
-// struct dmabuf_cmsg records over the session and takes tokens back there.
+// retried. Sim mode: the binding's own data-path socket (passed by devmemd
+// at Bind; base/sim_datapath.h) carries the very same struct dmabuf_cmsg
+// records and takes the same struct dmabuf_token ranges back; the daemon is
+// not in the path. After one flow ends (end_of_stream) the next flow's
+// frags follow on the same socket; once the binding is released it reads
+// EOF (Unavailable) and the sim has taken back every token still held.
 //
 // Tokens: each dmabuf frag holds one chunk of the binding until returned.
 // A job that never returns tokens runs its binding dry: the NIC (or sim)
@@ -27,11 +33,12 @@
 // frags soon after reading them; any subset, in any order, any number of
 // calls. Linear frags have no token and are skipped by Return().
 //
-// Ownership: the RxSocket owns the kernel-mode TCP socket (closing it frees
-// every token still outstanding, as the kernel does). Move-only.
+// Ownership: the RxSocket owns its socket, the kernel-mode TCP socket or the
+// sim data path (closing either frees every token still outstanding, as the
+// kernel does). Move-only.
 //
-// Thread safety: not thread-safe; one thread receives and returns. Sim-mode
-// sockets of one Client share its session (see client.h).
+// Thread safety: not thread-safe; one thread receives and returns. Sockets
+// of different bindings share nothing and run in parallel.
 #ifndef DEVMEM_CLIENT_RX_SOCKET_H_
 #define DEVMEM_CLIENT_RX_SOCKET_H_
 
@@ -122,6 +129,10 @@ class RxSocket {
   static absl::StatusOr<RxSocket> ForKernelSocket(
       UniqueFd tcp, uint32_t binding_id, KernelOptions options = {},
       KernelOps ops = KernelOps::Real());
+  // Sim mode over a binding's data-path fd (Client::TakeDataPath, or one
+  // received from the process that bound). InvalidArgument without an fd.
+  static absl::StatusOr<RxSocket> ForSimDataPath(UniqueFd data_path,
+                                                 uint32_t binding_id);
 
   RxSocket(RxSocket&&) noexcept;
   RxSocket& operator=(RxSocket&&) noexcept;
@@ -132,8 +143,9 @@ class RxSocket {
   // kernel without ETOOSMALL), FailedPrecondition (a frag of another
   // binding, or host data with host_data_is_error: the flow is not steered
   // to the binding), ResourceExhausted (control buffer at its maximum and
-  // still too small), Unavailable (the session or binding closed), the
-  // socket's errno. After an error the tokens of that call were returned.
+  // still too small), Unavailable (the binding was released, or the flow
+  // ended because the link went down), the socket's errno. After an error
+  // the tokens of that call were returned.
   absl::StatusOr<RxBatch> Receive(
       absl::Duration timeout = absl::InfiniteDuration());
 

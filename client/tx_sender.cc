@@ -14,7 +14,7 @@
 #include "base/status_macros.h"
 #include "base/uapi.h"
 #include "client/devmem_socket.h"
-#include "client/internal/client_core.h"
+#include "client/internal/sim_data_path.h"
 
 namespace devmem {
 
@@ -67,15 +67,58 @@ absl::StatusOr<TxSender> TxSender::ForKernelSocket(UniqueFd tcp,
   return s;
 }
 
-absl::StatusOr<TxSender> TxSender::ForSim(
-    std::shared_ptr<client_internal::ClientCore> core, uint32_t binding_id,
-    std::string_view peer, uint64_t size_bytes, uint32_t chunk_size) {
+absl::StatusOr<TxSender> TxSender::ForSimDataPath(UniqueFd data_path,
+                                                  uint32_t binding_id,
+                                                  std::string_view peer,
+                                                  uint64_t size_bytes,
+                                                  uint32_t chunk_size) {
+  if (!data_path.ok()) {
+    return absl::InvalidArgumentError("TxSender: no data-path fd given");
+  }
   ASSIGN_OR_RETURN(TxArena arena,
                    TxArena::Create(size_bytes, chunk_size ? chunk_size : 4096));
-  RETURN_IF_ERROR(core->TxConnect(binding_id, peer));
   TxSender s(binding_id, std::move(arena));
-  s.core_ = std::move(core);
+  s.dp_ = std::make_unique<client_internal::SimDataPath>(std::move(data_path),
+                                                         binding_id);
+  RETURN_IF_ERROR(s.dp_->Send(simdp::TxConnect(peer)));
+  RETURN_IF_ERROR(s.AwaitAccepted().status());
   return s;
+}
+
+absl::Status TxSender::ApplySim(const simdp::Packet& p, uint32_t* completed) {
+  switch (p.type) {
+    case simdp::Type::kTxCompletion: {
+      const simdp::TxCompletion c = simdp::Fixed<simdp::TxCompletion>(p);
+      *completed += CompleteTransport(c.lo, c.hi);
+      return absl::OkStatus();
+    }
+    case simdp::Type::kClosed:
+    case simdp::Type::kError:
+      return WithContext(
+          simdp::ToStatus(simdp::Fixed<simdp::StatusRecord>(p), p.units),
+          absl::StrCat("TX binding ", binding_id_));
+    default:
+      return absl::OkStatus();
+  }
+}
+
+absl::StatusOr<uint32_t> TxSender::AwaitAccepted() {
+  constexpr absl::Duration kTimeout = absl::Seconds(30);
+  for (;;) {
+    ASSIGN_OR_RETURN(std::optional<simdp::Packet> p, dp_->Read(kTimeout));
+    if (!p.has_value()) {
+      return absl::DeadlineExceededError(
+          absl::StrCat(dp_->Context(), "the sim did not answer in ",
+                       absl::FormatDuration(kTimeout)));
+    }
+    if (p->type == simdp::Type::kTxAccepted) {
+      const simdp::TxAccepted a = simdp::Fixed<simdp::TxAccepted>(*p);
+      RETURN_IF_ERROR(simdp::ToStatus(a.status, p->units));
+      return a.send_id;
+    }
+    uint32_t completed = 0;
+    RETURN_IF_ERROR(ApplySim(*p, &completed));
+  }
 }
 
 absl::StatusOr<TxRange> TxSender::Allocate(uint64_t bytes) {
@@ -84,9 +127,10 @@ absl::StatusOr<TxRange> TxSender::Allocate(uint64_t bytes) {
 
 absl::StatusOr<uint32_t> TxSender::SendOnce(uint64_t offset, uint64_t length) {
   ++stats_.transport_calls;
-  if (core_ != nullptr) {
-    ASSIGN_OR_RETURN(uint32_t id, core_->TxSend(binding_id_, offset, length));
-    next_zc_id_ = id;  // the daemon's id for this send
+  if (dp_ != nullptr) {
+    RETURN_IF_ERROR(dp_->Send(simdp::TxSendPacket(offset, length)));
+    ASSIGN_OR_RETURN(uint32_t id, AwaitAccepted());
+    next_zc_id_ = id;  // the sim's id for this send
     return static_cast<uint32_t>(length);
   }
   // iov_base is an offset into the dmabuf, not an address (devmem TX).
@@ -125,8 +169,8 @@ absl::Status TxSender::Send(const TxRange& range) {
       }
       return sent.status();
     }
-    // Sim: the send id is the daemon's counter, which counts exactly our
-    // TxSend calls on this binding, as the kernel's zerocopy id counts
+    // Sim: the send id is the sim's counter, which counts exactly our
+    // kTxSend packets on this binding, as the kernel's zerocopy id counts
     // sendmsg calls on the socket.
     transport_[next_zc_id_++] = range.id;
     ++transports;
@@ -169,21 +213,12 @@ uint32_t TxSender::CompleteTransport(uint32_t lo, uint32_t hi) {
 
 absl::StatusOr<uint32_t> TxSender::PollCompletions(absl::Duration timeout) {
   uint32_t completed = 0;
-  if (core_ != nullptr) {
+  if (dp_ != nullptr) {
     absl::Duration wait = timeout;
     for (;;) {
-      ASSIGN_OR_RETURN(std::optional<v1::FdMessage> ev,
-                       core_->NextEvent(binding_id_, wait));
-      if (!ev.has_value()) break;
-      if (ev->has_binding_closed()) {
-        const v1::BindingClosed& c = ev->binding_closed();
-        return absl::UnavailableError(
-            absl::StrCat("TX binding ", binding_id_, " closed: ", c.message()));
-      }
-      if (ev->has_tx_completion()) {
-        completed += CompleteTransport(ev->tx_completion().lo(),
-                                       ev->tx_completion().hi());
-      }
+      ASSIGN_OR_RETURN(std::optional<simdp::Packet> p, dp_->Read(wait));
+      if (!p.has_value()) break;
+      RETURN_IF_ERROR(ApplySim(*p, &completed));
       wait = absl::ZeroDuration();  // drain what is queued, then return
     }
     return completed;

@@ -16,9 +16,12 @@
 // one SCM_DEVMEM_DMABUF cmsg holding the u32 binding id and iov_base = the
 // offset in the dmabuf; SO_ZEROCOPY is turned on here. Completions are read
 // from the socket's error queue (SO_EE_ORIGIN_ZEROCOPY ranges). Sim mode:
-// the session's TxSend / TxCompletion.
+// the binding's own data-path socket (base/sim_datapath.h): kTxConnect,
+// kTxSend, and kTxCompletion ranges with the same meaning; the daemon is
+// not in the path. Once the binding is released, sends fail Unavailable.
 //
-// Ownership: owns the kernel-mode socket. Move-only.
+// Ownership: owns its socket (kernel TCP socket or sim data path).
+// Move-only.
 // Thread safety: not thread-safe.
 #ifndef DEVMEM_CLIENT_TX_SENDER_H_
 #define DEVMEM_CLIENT_TX_SENDER_H_
@@ -35,13 +38,14 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/sim_datapath.h"
 #include "base/unique_fd.h"
 #include "pool/tx_arena.h"
 
 namespace devmem {
 
 namespace client_internal {
-class ClientCore;
+class SimDataPath;
 }  // namespace client_internal
 
 struct TxStats {
@@ -72,10 +76,15 @@ class TxSender {
   static absl::StatusOr<TxSender> ForKernelSocket(
       UniqueFd tcp, uint32_t binding_id, uint64_t size_bytes,
       uint32_t chunk_size, KernelOps ops = KernelOps::Real());
-  // Sim mode: the daemon connects the binding to `peer` ("127.0.0.1:PORT").
-  static absl::StatusOr<TxSender> ForSim(
-      std::shared_ptr<client_internal::ClientCore> core, uint32_t binding_id,
-      std::string_view peer, uint64_t size_bytes, uint32_t chunk_size);
+  // Sim mode over the binding's data-path fd: the simulated NIC connects the
+  // binding to `peer` ("127.0.0.1:PORT"). Errors: InvalidArgument (no fd,
+  // bad sizes, a bad peer), the connect's errno (ECONNREFUSED), ENETDOWN,
+  // Unavailable (the binding is gone).
+  static absl::StatusOr<TxSender> ForSimDataPath(UniqueFd data_path,
+                                                 uint32_t binding_id,
+                                                 std::string_view peer,
+                                                 uint64_t size_bytes,
+                                                 uint32_t chunk_size);
 
   TxSender(TxSender&&) noexcept;
   TxSender& operator=(TxSender&&) noexcept;
@@ -108,7 +117,13 @@ class TxSender {
   KernelOps ops_;
   uint32_t next_zc_id_ = 0;
   // Sim mode.
-  std::shared_ptr<client_internal::ClientCore> core_;
+  std::unique_ptr<client_internal::SimDataPath> dp_;
+  // Waits for the answer to a kTxConnect/kTxSend, applying completions that
+  // come first; the send id on success.
+  absl::StatusOr<uint32_t> AwaitAccepted();
+  // Applies one sim packet that is not an answer (completions add to
+  // `completed`); the connection's end as an error.
+  absl::Status ApplySim(const simdp::Packet& p, uint32_t* completed);
   // transport id (zerocopy id / sim send id) -> arena send id, and how many
   // transport ids each arena send still waits for.
   std::map<uint32_t, uint32_t> transport_;

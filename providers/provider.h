@@ -34,7 +34,6 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "base/uapi.h"
 #include "base/unique_fd.h"
 #include "pool/chunk.h"
 #include "pool/region.h"
@@ -125,29 +124,15 @@ struct BindingStats {
   std::optional<uint64_t> kernel_detach_time;
 };
 
-// Receives RX fragments of a binding in sim mode (in kernel mode the job reads
-// them from its own socket with recvmsg(MSG_SOCK_DEVMEM)). Implemented by the
-// daemon's session and by tests. Called on the provider's RX thread; must not
-// block for long (it is the TCP backpressure point) and must not call back
-// into the binding's destructor.
-class RxSink {
- public:
-  virtual ~RxSink() = default;
-  // A batch of records with exactly the kernel's struct dmabuf_cmsg layout.
-  // Each frag holds one token until ReturnTokens() gives it back.
-  virtual void Deliver(absl::Span<const uapi::DmabufCmsg> frags) = 0;
-  // The flow ended (peer closed, link down, binding released); `why` says so.
-  virtual void Closed(const absl::Status& why) = 0;
-};
-
-// Receives TX completions of a binding in sim mode, as MSG_ZEROCOPY
-// notifications: sends [lo, hi] (inclusive, u32 ids that wrap) are done and
-// their buffer ranges may be reused. Called on the provider's TX thread.
-class TxSink {
- public:
-  virtual ~TxSink() = default;
-  virtual void Completed(uint32_t lo, uint32_t hi) = 0;
-  virtual void Closed(const absl::Status& why) = 0;
+// A data path a provider made for one binding, handed to the owning job
+// and never read by the daemon. The sim provider makes one per binding: the
+// job's end of a SOCK_SEQPACKET socket speaking base/sim_datapath.h. The
+// kernel provider makes none: the job's own TCP socket is the data path.
+struct DataPath {
+  UniqueFd job_end;
+  // RX: the loopback address ("127.0.0.1:PORT") standing for the flows
+  // steered to the binding; a sender connects there. Empty for TX.
+  std::string rx_endpoint;
 };
 
 // A rule steering one flow to a binding's queue; destroying it removes it.
@@ -157,8 +142,9 @@ class FlowRule {
   virtual uint32_t rule_id() const = 0;  // ntuple location / sim rule number
 };
 
-// One binding; destroying it unbinds (and, in sim mode, stops the RX path and
-// releases every token still lent; the region drains as chunks come back).
+// One binding; destroying it unbinds (and, in sim mode, ends its data path:
+// the job's end reads EOF and every token still lent is released; the region
+// drains as chunks come back).
 class ProviderBinding {
  public:
   virtual ~ProviderBinding() = default;
@@ -175,23 +161,9 @@ class ProviderBinding {
 
   virtual BindingStats Stats() const = 0;
 
-  // ---- The sim data path (kernel: Unimplemented, the job uses its socket). --
-  // The loopback TCP address ("127.0.0.1:PORT") that stands for the steered
-  // flow: bytes sent there land in the dmabuf.
-  virtual absl::StatusOr<std::string> RxEndpoint() const = 0;
-  // Starts delivering frags to `sink` (one sink per binding). Before this the
-  // endpoint accepts but does not read (backpressure).
-  virtual absl::Status StartRx(std::shared_ptr<RxSink> sink) = 0;
-  // Gives tokens back, as SO_DEVMEM_DONTNEED.
-  virtual TokenRelease ReturnTokens(absl::Span<const TokenRange> ranges) = 0;
-  // TX: connects this binding to `peer` ("127.0.0.1:PORT") and reports
-  // completions to `sink`. Then Send() transmits [offset, offset+length) of
-  // the dmabuf and returns the send's notification id (0, 1, 2, ...).
-  // EFAULT-class (InvalidArgument) for a range beyond the buffer, as the
-  // kernel; FailedPrecondition before StartTx or on an RX binding.
-  virtual absl::Status StartTx(std::string_view peer,
-                               std::shared_ptr<TxSink> sink) = 0;
-  virtual absl::StatusOr<uint32_t> Send(uint64_t offset, uint64_t length) = 0;
+  // The provider-made data path, once: the first call moves it out; later
+  // calls, and providers that make none (kernel), give nullopt.
+  virtual std::optional<DataPath> TakeDataPath() { return std::nullopt; }
 
   // The region backing an RX binding's page pool (sim), for accounting and
   // drain tracking; null for kernel bindings.

@@ -11,9 +11,8 @@ namespace devmem::server {
 
 absl::Status ValidateBindParams(const BindParams& p) {
   if (p.device.empty() || p.device.size() > kMaxDeviceNameBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("device: a name of 1-", kMaxDeviceNameBytes,
-                     " bytes needed"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "device: a name of 1-", kMaxDeviceNameBytes, " bytes needed"));
   }
   if (p.ticket.empty()) return absl::InvalidArgumentError("ticket is empty");
   if (!p.rx) {

@@ -7,6 +7,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/errno_status.h"
 #include "base/log.h"
 #include "base/status_macros.h"
 #include "server/bind_params.h"
@@ -76,70 +77,14 @@ class Broker::QuotaCharge {
   const uint32_t queues_;
 };
 
-// Forwards a sim RX binding's frags to its session. Cancel() makes a blocked
-// send return, so destroying the binding (which joins its RX thread) cannot
-// wait on a job that stopped reading.
-class Broker::RxForwarder : public RxSink {
- public:
-  RxForwarder(uint32_t id, std::shared_ptr<SessionSink> sink)
-      : id_(id), sink_(std::move(sink)) {}
-  void Deliver(absl::Span<const uapi::DmabufCmsg> frags) override {
-    if (cancelled_.load(std::memory_order_acquire)) return;
-    // Frags the job never gets keep their tokens until the binding goes,
-    // which releases every token still lent.
-    (void)sink_->SendFrags(id_, frags, cancelled_);
-  }
-  void Closed(const absl::Status& why) override {
-    if (!cancelled_.load(std::memory_order_acquire)) {
-      sink_->SendBindingClosed(id_, why);
-    }
-  }
-  void Cancel() { cancelled_.store(true, std::memory_order_release); }
-
- private:
-  const uint32_t id_;
-  const std::shared_ptr<SessionSink> sink_;
-  std::atomic<bool> cancelled_{false};
-};
-
-class Broker::TxForwarder : public TxSink {
- public:
-  TxForwarder(uint32_t id, std::shared_ptr<SessionSink> sink)
-      : id_(id), sink_(std::move(sink)) {}
-  void Completed(uint32_t lo, uint32_t hi) override {
-    if (!cancelled_.load(std::memory_order_acquire)) {
-      sink_->SendTxCompletion(id_, lo, hi);
-    }
-  }
-  void Closed(const absl::Status& why) override {
-    if (!cancelled_.load(std::memory_order_acquire)) {
-      sink_->SendBindingClosed(id_, why);
-    }
-  }
-  void Cancel() { cancelled_.store(true, std::memory_order_release); }
-
- private:
-  const uint32_t id_;
-  const std::shared_ptr<SessionSink> sink_;
-  std::atomic<bool> cancelled_{false};
-};
-
 // Everything a bound binding holds, in order of acquisition: destruction
-// unwinds in reverse (flows, forwarders, binding, preparation, quota, fd).
+// unwinds in reverse (flows, binding, preparation, quota, fd).
 class Broker::LiveBinding {
  public:
-  ~LiveBinding() {
-    // First, so an RX thread blocked sending to the job lets go before the
-    // provider binding's destructor waits for it.
-    if (rx_forwarder) rx_forwarder->Cancel();
-    if (tx_forwarder) tx_forwarder->Cancel();
-  }
   UniqueFd dmabuf;
   std::unique_ptr<QuotaCharge> quota;
   std::unique_ptr<DevicePreparation> prep;
   std::unique_ptr<ProviderBinding> binding;
-  std::shared_ptr<RxForwarder> rx_forwarder;
-  std::shared_ptr<TxForwarder> tx_forwarder;
   std::vector<std::unique_ptr<FlowRule>> flows;
 };
 
@@ -414,17 +359,16 @@ absl::StatusOr<BindingView> Broker::Bind(const Caller& caller, BindParams p) {
     ASSIGN_OR_RETURN(std::unique_ptr<FlowRule> rule, live->binding->AddFlow(f));
     live->flows.push_back(std::move(rule));
   }
-  // Step 6: the sim data path, when the provider has one.
+  // Step 6: the data path the provider made, if any, goes to the job now;
+  // the daemon keeps no copy and never reads it.
   std::string endpoint;
-  if (p.rx) {
-    auto ep = live->binding->RxEndpoint();
-    if (ep.ok()) {
-      endpoint = *ep;
-      live->rx_forwarder = std::make_shared<RxForwarder>(id, sink);
-      RETURN_IF_ERROR(live->binding->StartRx(live->rx_forwarder));
-    }
-  } else {
-    live->tx_forwarder = std::make_shared<TxForwarder>(id, sink);
+  bool data_path = false;
+  if (std::optional<DataPath> dp = live->binding->TakeDataPath()) {
+    endpoint = std::move(dp->rx_endpoint);
+    RETURN_IF_ERROR(
+        WithContext(sink->SendDataPath(id, dp->job_end.borrow()),
+                    absl::StrCat("binding ", id, ": data-path handover")));
+    data_path = true;
   }
 
   auto rec = std::make_unique<Record>();
@@ -438,6 +382,7 @@ absl::StatusOr<BindingView> Broker::Bind(const Caller& caller, BindParams p) {
   v.size_bytes = size;
   v.state = BindingState::kActive;
   v.endpoint = endpoint;
+  v.data_path = data_path;
   v.session_id = caller.session_id;
   v.uid = caller.uid;
   v.pid = caller.pid;
@@ -494,6 +439,7 @@ absl::StatusOr<BindingView> Broker::Bind(const Caller& caller, BindParams p) {
 absl::Status Broker::Release(uint32_t id, std::string reason) {
   std::unique_ptr<LiveBinding> live;
   BindingView v;
+  std::shared_ptr<SessionSink> notify;  // the owner, unless it is closing
   {
     absl::MutexLock l(&mu_);
     auto it = records_.find(id);
@@ -509,13 +455,20 @@ absl::Status Broker::Release(uint32_t id, std::string reason) {
     r.view.released_at = clock_->Now();
     r.view.release_reason = reason;
     auto s = sessions_.find(r.view.session_id);
-    if (s != sessions_.end()) s->second->bindings.erase(id);
+    if (s != sessions_.end()) {
+      s->second->bindings.erase(id);
+      if (!s->second->closed) notify = s->second->sink;
+    }
     PublishLocked(EventKind::kDraining, r);
     v = r.view;
   }
   const absl::Time t0 = absl::Now();
   live.reset();  // flows, binding, preparation, quota, fd: in that order
   const absl::Duration took = absl::Now() - t0;
+  if (notify != nullptr) {
+    notify->SendBindingClosed(id, absl::CancelledError(absl::StrCat(
+                                      "binding ", id, " released: ", reason)));
+  }
 
   absl::MutexLock l(&mu_);
   auto it = records_.find(id);
@@ -704,48 +657,6 @@ absl::StatusOr<std::vector<DeviceView>> Broker::ListDevices(
     out.push_back(std::move(v));
   }
   return out;
-}
-
-absl::StatusOr<ProviderBinding*> Broker::OwnedLiveLocked(uint64_t session_id,
-                                                         uint32_t id) {
-  auto it = records_.find(id);
-  if (it == records_.end() || it->second->view.session_id != session_id) {
-    return absl::NotFoundError(
-        absl::StrCat("no binding ", id, " on this session"));
-  }
-  if (!it->second->live) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "binding ", id, " is ", BindingStateName(it->second->view.state)));
-  }
-  return it->second->live->binding.get();
-}
-
-absl::StatusOr<TokenRelease> Broker::ReturnTokens(
-    uint64_t session_id, uint32_t id, absl::Span<const TokenRange> r) {
-  // The reader lock keeps the binding alive across the call; Release needs
-  // the writer lock to take it away.
-  absl::ReaderMutexLock l(&mu_);
-  ASSIGN_OR_RETURN(ProviderBinding * b, OwnedLiveLocked(session_id, id));
-  return b->ReturnTokens(r);
-}
-
-absl::Status Broker::TxConnect(uint64_t session_id, uint32_t id,
-                               std::string_view peer) {
-  absl::ReaderMutexLock l(&mu_);
-  ASSIGN_OR_RETURN(ProviderBinding * b, OwnedLiveLocked(session_id, id));
-  auto& live = records_.find(id)->second->live;
-  if (!live->tx_forwarder) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("binding ", id, " is not a TX binding"));
-  }
-  return b->StartTx(peer, live->tx_forwarder);
-}
-
-absl::StatusOr<uint32_t> Broker::TxSend(uint64_t session_id, uint32_t id,
-                                        uint64_t offset, uint64_t length) {
-  absl::ReaderMutexLock l(&mu_);
-  ASSIGN_OR_RETURN(ProviderBinding * b, OwnedLiveLocked(session_id, id));
-  return b->Send(offset, length);
 }
 
 std::shared_ptr<EventQueue> Broker::Subscribe() {

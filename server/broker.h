@@ -4,7 +4,8 @@
 // A session is one connection on the fd socket (server/fd_server.h). It owns
 // every binding made with it: CloseSession() releases them all. A Bind
 // consumes a ticket of the caller's session and runs, in order: ticket ->
-// quota -> PrepareDevice -> BindRx/BindTx -> AddFlow... -> StartRx; each step
+// quota -> PrepareDevice -> BindRx/BindTx -> AddFlow... -> data-path
+// handover (the provider's DataPath fd, if any, goes to the session); each step
 // is a member of one record (LiveBinding) declared in that order, so a
 // failure or a release unwinds in reverse. A released binding is DRAINING
 // until its region has every chunk back, then RELEASED, and stays visible in
@@ -68,17 +69,17 @@ struct QuotaPolicy {
 };
 
 // Where daemon-initiated messages for a session go (the fd socket).
-// Implemented by server/fd_server.cc and by tests.
+// Implemented by server/fd_server.cc and by tests. No data goes this way: a
+// binding's data path is its own fd.
 class SessionSink {
  public:
   virtual ~SessionSink() = default;
-  // RX fragments of one binding; may block until the job reads, but returns
-  // false promptly once `cancelled` is set or the session is gone.
-  virtual bool SendFrags(uint32_t binding_id,
-                         absl::Span<const uapi::DmabufCmsg> frags,
-                         const std::atomic<bool>& cancelled) = 0;
-  virtual void SendTxCompletion(uint32_t binding_id, uint32_t lo,
-                                uint32_t hi) = 0;
+  // Passes `fd` (the job's end of a binding's data path) to the session, as
+  // a DataPath message with SCM_RIGHTS; the sink does not keep it. Waits at
+  // most the fd server's reply timeout for a job that does not read.
+  // Errors: Unavailable when the session is gone or did not take it.
+  virtual absl::Status SendDataPath(uint32_t binding_id, BorrowedFd fd) = 0;
+  // The binding was released (`why` says by what); best effort.
   virtual void SendBindingClosed(uint32_t binding_id,
                                  const absl::Status& why) = 0;
 };
@@ -104,6 +105,7 @@ struct BindingView {
   uint64_t size_bytes = 0;
   BindingState state = BindingState::kActive;
   std::string endpoint;
+  bool data_path = false;  // its fd went to the owning session (sim)
   uint64_t session_id = 0;
   uid_t uid = 0;
   pid_t pid = 0;
@@ -198,7 +200,8 @@ class Broker {
     std::string secret;  // 128 bits, hex
   };
   // PermissionDenied if the peer is not on the allowlist, ResourceExhausted
-  // past the uid's session quota. `sink` receives RX frags etc.
+  // past the uid's session quota. `sink` receives the session's data-path
+  // fds and BindingClosed messages.
   absl::StatusOr<SessionGrant> OpenSession(const PeerCred& cred,
                                            std::string client_name,
                                            std::shared_ptr<SessionSink> sink);
@@ -235,14 +238,6 @@ class Broker {
   StatsSnapshot AdminSnapshot();
   absl::StatusOr<std::vector<DeviceView>> ListDevices(const Caller& caller);
 
-  // ---- Sim data path (fd socket) ------------------------------------------
-  absl::StatusOr<TokenRelease> ReturnTokens(uint64_t session_id, uint32_t id,
-                                            absl::Span<const TokenRange> r);
-  absl::Status TxConnect(uint64_t session_id, uint32_t id,
-                         std::string_view peer);
-  absl::StatusOr<uint32_t> TxSend(uint64_t session_id, uint32_t id,
-                                  uint64_t offset, uint64_t length);
-
   // ---- Events, policy, upkeep ---------------------------------------------
   std::shared_ptr<EventQueue> Subscribe();
   void Unsubscribe(const std::shared_ptr<EventQueue>& q);
@@ -265,8 +260,6 @@ class Broker {
   struct Record;
   class LiveBinding;
   class QuotaCharge;
-  class RxForwarder;
-  class TxForwarder;
   struct UidUsage {
     uint32_t sessions = 0;
     uint32_t bindings = 0;
@@ -283,10 +276,6 @@ class Broker {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void TrimHistoryLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MarkReleasedLocked(Record& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The ProviderBinding of an ACTIVE binding of `session_id`.
-  absl::StatusOr<ProviderBinding*> OwnedLiveLocked(uint64_t session_id,
-                                                   uint32_t id)
-      ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   Provider* const provider_;
   Clock* const clock_;

@@ -120,6 +120,7 @@ void ToProto(const BindingView& v, v1::Binding* out) {
   out->set_released_at_unix_ns(UnixNs(v.released_at));
   out->set_release_reason(v.release_reason);
   out->set_redacted(v.redacted);
+  out->set_data_path(v.data_path);
 }
 
 void ToProto(const DeviceView& d, v1::Device* out) {

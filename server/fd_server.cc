@@ -40,18 +40,15 @@ class FdServer::Conn : public SessionSink,
   const PeerCred& cred() const { return cred_; }
   uint64_t session = 0;  // loop thread only
 
-  // Sends one message, waiting while the socket is full until `deadline`,
-  // `cancel` or the connection closing.
-  bool Send(const v1::FdMessage& m, const std::atomic<bool>* cancel,
+  // Sends one message (with `fds`), waiting while the socket is full until
+  // `deadline` or the connection closing.
+  bool Send(const v1::FdMessage& m, absl::Span<const BorrowedFd> fds,
             absl::Time deadline) {
     std::string bytes;
     if (!m.SerializeToString(&bytes)) return false;
     for (;;) {
       if (closed_.load(std::memory_order_acquire)) return false;
-      if (cancel != nullptr && cancel->load(std::memory_order_acquire)) {
-        return false;
-      }
-      absl::Status s = SendFrame(sock_.borrow(), bytes, {}, MSG_DONTWAIT);
+      absl::Status s = SendFrame(sock_.borrow(), bytes, fds, MSG_DONTWAIT);
       if (s.ok()) return true;
       if (s.code() != absl::StatusCode::kUnavailable) return false;  // EPIPE
       const absl::Time now = absl::Now();
@@ -68,30 +65,19 @@ class FdServer::Conn : public SessionSink,
     }
   }
   bool Reply(const v1::FdMessage& m) {
-    return Send(m, nullptr, absl::Now() + reply_timeout_);
+    return Send(m, {}, absl::Now() + reply_timeout_);
   }
 
-  bool SendFrags(uint32_t binding_id, absl::Span<const uapi::DmabufCmsg> frags,
-                 const std::atomic<bool>& cancelled) override {
-    while (!frags.empty()) {
-      const size_t n = std::min(frags.size(), fdsock::kMaxFragsPerMessage);
-      v1::FdMessage m;
-      m.mutable_rx_frags()->set_binding_id(binding_id);
-      fdsock::PackFrags(frags.subspan(0, n),
-                        m.mutable_rx_frags()->mutable_frags());
-      // Blocks while the job does not read: that is the backpressure.
-      if (!Send(m, &cancelled, absl::InfiniteFuture())) return false;
-      frags.remove_prefix(n);
-    }
-    return true;
-  }
-  void SendTxCompletion(uint32_t binding_id, uint32_t lo,
-                        uint32_t hi) override {
+  absl::Status SendDataPath(uint32_t binding_id, BorrowedFd fd) override {
     v1::FdMessage m;
-    m.mutable_tx_completion()->set_binding_id(binding_id);
-    m.mutable_tx_completion()->set_lo(lo);
-    m.mutable_tx_completion()->set_hi(hi);
-    (void)Reply(m);
+    m.mutable_data_path()->set_binding_id(binding_id);
+    const BorrowedFd fds[] = {fd};
+    if (!Send(m, fds, absl::Now() + reply_timeout_)) {
+      return absl::UnavailableError(
+          "the session did not take its data-path fd (closed, or not "
+          "reading)");
+    }
+    return absl::OkStatus();
   }
   void SendBindingClosed(uint32_t binding_id,
                          const absl::Status& why) override {
@@ -103,7 +89,7 @@ class FdServer::Conn : public SessionSink,
   }
 
   // Makes every pending and future send fail at once; the fd itself closes
-  // when the last holder (the loop, a session's forwarders) lets go.
+  // when the last holder (the loop, the broker's session) lets go.
   void Shutdown() {
     closed_.store(true, std::memory_order_release);
     ::shutdown(sock_.get(), SHUT_RDWR);
@@ -376,39 +362,6 @@ bool FdServer::Handle(Conn& conn, std::string_view data,
       tk->set_size_bytes(info.size_bytes);
       tk->set_expires_unix_ms(absl::ToUnixMillis(t->expires));
       tk->set_exporter(info.exporter);
-      return conn.Reply(out);
-    }
-    case v1::FdMessage::kReturnTokens: {
-      const auto& r = in.return_tokens();
-      if (static_cast<size_t>(r.ranges_size()) > kMaxTokenRanges) {
-        return Reply(conn, rid,
-                     absl::InvalidArgumentError(
-                         absl::StrCat("ReturnTokens: ", r.ranges_size(),
-                                      " ranges, at most ", kMaxTokenRanges)),
-                     "bad_request");
-      }
-      std::vector<TokenRange> ranges;
-      ranges.reserve(r.ranges_size());
-      for (const auto& x : r.ranges()) ranges.push_back({x.start(), x.count()});
-      auto rel = broker_->ReturnTokens(conn.session, r.binding_id(), ranges);
-      if (!rel.ok()) return Reply(conn, rid, rel.status(), "bad_request");
-      if (rel->rejected > 0) Count("bad_tokens");
-      out.mutable_tokens_returned()->set_freed(rel->freed);
-      out.mutable_tokens_returned()->set_rejected(rel->rejected);
-      return conn.Reply(out);
-    }
-    case v1::FdMessage::kTxConnect: {
-      absl::Status s = broker_->TxConnect(
-          conn.session, in.tx_connect().binding_id(), in.tx_connect().peer());
-      if (!s.ok()) return Reply(conn, rid, s, "bad_request");
-      out.mutable_tx_accepted()->set_send_id(0);
-      return conn.Reply(out);
-    }
-    case v1::FdMessage::kTxSend: {
-      auto id = broker_->TxSend(conn.session, in.tx_send().binding_id(),
-                                in.tx_send().offset(), in.tx_send().length());
-      if (!id.ok()) return Reply(conn, rid, id.status(), "bad_request");
-      out.mutable_tx_accepted()->set_send_id(*id);
       return conn.Reply(out);
     }
     case v1::FdMessage::BODY_NOT_SET:

@@ -1,19 +1,19 @@
 // FdServer: devmemd's fd socket. Accepts connections on a SOCK_SEQPACKET
 // socket, turns each into a session of the Broker (after Hello and the
 // allowlist check on SO_PEERCRED), receives dmabuf fds (RegisterDmabuf ->
-// ticket), carries the sim data path (RxFrags out, ReturnTokens in, TX), and
-// closes the session -- releasing its bindings -- the moment the connection
-// ends for any reason.
+// ticket), hands each sim binding's data-path fd to its session (DataPath),
+// and closes the session -- releasing its bindings -- the moment the
+// connection ends for any reason. It never carries data.
 //
 // Protocol: proto/devmem/v1/fdsock.proto and docs/API.md. Bad input gets an
 // Error reply and loses nothing: every fd that arrives is owned by a
 // UniqueFd at once and either moves into the ticket store or is closed.
 //
 // Threading: one thread runs an epoll loop over the listener and every
-// connection; requests are short (CheckDmabuf, ticket issue, token return).
-// RX frags are sent from the provider's RX threads on the same sockets
-// (SEQPACKET sends are atomic). Start/Stop are not thread-safe with each
-// other; everything else is internal.
+// connection; requests are short (CheckDmabuf, ticket issue). DataPath and
+// BindingClosed are sent from the thread that binds or releases, on the
+// same sockets (SEQPACKET sends are atomic). Start/Stop are not thread-safe
+// with each other; everything else is internal.
 #ifndef DEVMEM_SERVER_FD_SERVER_H_
 #define DEVMEM_SERVER_FD_SERVER_H_
 

@@ -30,7 +30,7 @@ std::vector<std::pair<std::string, std::string>> FdSessionClient::Metadata()
           {"devmem-secret", secret()}};
 }
 
-absl::StatusOr<std::optional<v1::FdMessage>> FdSessionClient::ReadOne(
+absl::StatusOr<std::optional<SessionEvent>> FdSessionClient::ReadOne(
     absl::Duration timeout) {
   if (timeout != absl::InfiniteDuration()) {
     pollfd p{sock_.get(), POLLIN, 0};
@@ -42,9 +42,18 @@ absl::StatusOr<std::optional<v1::FdMessage>> FdSessionClient::ReadOne(
   }
   ASSIGN_OR_RETURN(ReceivedMessage m,
                    RecvMessage(sock_.borrow(), kMaxDaemonFrameBytes,
-                               /*max_fds=*/0));
+                               /*max_fds=*/1));
   if (m.eof) return absl::UnavailableError("fd socket: daemon closed session");
-  return std::move(m.message);
+  SessionEvent ev;
+  ev.message = std::move(m.message);
+  const bool wants_fd = ev.message.has_data_path();
+  if (wants_fd != (m.fds.size() == 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "fd socket: a ", wants_fd ? "DataPath" : "message", " with ",
+        m.fds.size(), " fds (DataPath carries exactly one, others none)"));
+  }
+  if (wants_fd) ev.fd = std::move(m.fds[0]);
+  return ev;
 }
 
 absl::StatusOr<v1::FdMessage> FdSessionClient::Call(
@@ -53,23 +62,24 @@ absl::StatusOr<v1::FdMessage> FdSessionClient::Call(
   request.set_request_id(id);
   RETURN_IF_ERROR(SendMessage(sock_.borrow(), request, fds));
   for (;;) {
-    ASSIGN_OR_RETURN(std::optional<v1::FdMessage> m,
+    ASSIGN_OR_RETURN(std::optional<SessionEvent> ev,
                      ReadOne(absl::InfiniteDuration()));
-    if (!m.has_value()) continue;  // not possible with an infinite wait
-    if (m->request_id() != id) {
+    if (!ev.has_value()) continue;  // not possible with an infinite wait
+    v1::FdMessage& m = ev->message;
+    if (m.request_id() != id) {
       // A request-less error reply (e.g. to a frame the daemon could not
       // parse) has id 0 too; only daemon events are queued.
-      if (m->request_id() == 0 && !m->has_error()) {
-        events_.push_back(std::move(*m));
+      if (m.request_id() == 0 && !m.has_error()) {
+        events_.push_back(*std::move(ev));
         continue;
       }
-      if (m->request_id() == 0 && m->has_error()) {
-        return ErrorToStatus(m->error());
+      if (m.request_id() == 0 && m.has_error()) {
+        return ErrorToStatus(m.error());
       }
       continue;  // a stale reply to an earlier, abandoned request
     }
-    if (m->has_error()) return ErrorToStatus(m->error());
-    return std::move(*m);
+    if (m.has_error()) return ErrorToStatus(m.error());
+    return std::move(m);
   }
 }
 
@@ -85,52 +95,19 @@ absl::StatusOr<v1::Ticket> FdSessionClient::RegisterDmabuf(
   return reply.ticket();
 }
 
-absl::StatusOr<v1::TokensReturned> FdSessionClient::ReturnTokens(
-    uint32_t binding_id, absl::Span<const TokenRange> ranges) {
-  v1::FdMessage req;
-  auto* r = req.mutable_return_tokens();
-  r->set_binding_id(binding_id);
-  for (const TokenRange& t : ranges) {
-    auto* out = r->add_ranges();
-    out->set_start(t.start);
-    out->set_count(t.count);
-  }
-  ASSIGN_OR_RETURN(v1::FdMessage reply, Call(std::move(req)));
-  return reply.tokens_returned();
-}
-
-absl::Status FdSessionClient::TxConnect(uint32_t binding_id,
-                                        std::string_view peer) {
-  v1::FdMessage req;
-  req.mutable_tx_connect()->set_binding_id(binding_id);
-  req.mutable_tx_connect()->set_peer(std::string(peer));
-  return Call(std::move(req)).status();
-}
-
-absl::StatusOr<uint32_t> FdSessionClient::TxSend(uint32_t binding_id,
-                                                 uint64_t offset,
-                                                 uint64_t length) {
-  v1::FdMessage req;
-  req.mutable_tx_send()->set_binding_id(binding_id);
-  req.mutable_tx_send()->set_offset(offset);
-  req.mutable_tx_send()->set_length(length);
-  ASSIGN_OR_RETURN(v1::FdMessage reply, Call(std::move(req)));
-  return reply.tx_accepted().send_id();
-}
-
-absl::StatusOr<std::optional<v1::FdMessage>> FdSessionClient::NextEvent(
+absl::StatusOr<std::optional<SessionEvent>> FdSessionClient::NextEvent(
     absl::Duration timeout) {
   if (!events_.empty()) {
-    v1::FdMessage m = std::move(events_.front());
+    SessionEvent ev = std::move(events_.front());
     events_.pop_front();
-    return m;
+    return ev;
   }
   const absl::Time deadline = absl::Now() + timeout;
   for (;;) {
-    ASSIGN_OR_RETURN(std::optional<v1::FdMessage> m,
+    ASSIGN_OR_RETURN(std::optional<SessionEvent> ev,
                      ReadOne(deadline - absl::Now()));
-    if (!m.has_value()) return std::nullopt;
-    if (m->request_id() == 0) return m;
+    if (!ev.has_value()) return std::nullopt;
+    if (ev->message.request_id() == 0) return ev;
     // A late reply to an abandoned request: drop it.
   }
 }

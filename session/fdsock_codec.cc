@@ -1,13 +1,8 @@
 #include "session/fdsock_codec.h"
 
-#include <cstring>
-
 #include "absl/strings/str_cat.h"
 
 namespace devmem::fdsock {
-
-static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
-              "packed frags are little endian; add byte swapping");
 
 absl::Status SendMessage(BorrowedFd sock, const v1::FdMessage& m,
                          absl::Span<const BorrowedFd> fds, int flags) {
@@ -38,24 +33,6 @@ absl::StatusOr<ReceivedMessage> RecvMessage(BorrowedFd sock, size_t max_bytes,
     return absl::InvalidArgumentError("fd socket frame is not an FdMessage");
   }
   out.fds = std::move(frame->fds);
-  return out;
-}
-
-void PackFrags(absl::Span<const uapi::DmabufCmsg> frags, std::string* out) {
-  const size_t old = out->size();
-  out->resize(old + frags.size() * kFragRecordBytes);
-  std::memcpy(out->data() + old, frags.data(), frags.size() * kFragRecordBytes);
-}
-
-absl::StatusOr<std::vector<uapi::DmabufCmsg>> UnpackFrags(
-    std::string_view packed) {
-  if (packed.size() % kFragRecordBytes != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("packed frags: ", packed.size(),
-                     " bytes is not a multiple of ", kFragRecordBytes));
-  }
-  std::vector<uapi::DmabufCmsg> out(packed.size() / kFragRecordBytes);
-  std::memcpy(out.data(), packed.data(), packed.size());
   return out;
 }
 

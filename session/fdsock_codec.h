@@ -2,8 +2,7 @@
 // the client library.
 //
 // One SEQPACKET packet carries one serialized devmem.v1.FdMessage (see
-// fdsock.proto and docs/API.md). RxFrags carry packed struct dmabuf_cmsg
-// records; PackFrags/UnpackFrags convert them.
+// fdsock.proto and docs/API.md).
 //
 // Thread safety: every function is thread-safe (stateless).
 #ifndef DEVMEM_SESSION_FDSOCK_CODEC_H_
@@ -19,7 +18,6 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "base/fd_socket.h"
-#include "base/uapi.h"
 #include "base/unique_fd.h"
 #include "devmem/v1/fdsock.pb.h"
 
@@ -29,11 +27,6 @@ inline constexpr uint32_t kProtocolVersion = 1;
 // Largest packet a job may send / the daemon sends.
 inline constexpr size_t kMaxJobFrameBytes = 64 * 1024;
 inline constexpr size_t kMaxDaemonFrameBytes = 256 * 1024;
-// Records per RxFrags message, so a message stays well under the limit
-// (and under the default socket buffer of about 208 KiB).
-inline constexpr size_t kMaxFragsPerMessage = 2048;
-inline constexpr size_t kFragRecordBytes = sizeof(uapi::DmabufCmsg);
-static_assert(kFragRecordBytes == 24);
 
 // Serializes `m` and sends it as one packet with `fds`. Errors as SendFrame.
 absl::Status SendMessage(BorrowedFd sock, const v1::FdMessage& m,
@@ -50,13 +43,6 @@ struct ReceivedMessage {
 // are closed); EOF is reported in `eof`. Syscall errors as RecvFrame.
 absl::StatusOr<ReceivedMessage> RecvMessage(BorrowedFd sock, size_t max_bytes,
                                             size_t max_fds = 1, int flags = 0);
-
-// Appends `frags` to `out` as packed little-endian dmabuf_cmsg records.
-void PackFrags(absl::Span<const uapi::DmabufCmsg> frags, std::string* out);
-// Splits a packed field back into records. InvalidArgument if the length is
-// not a multiple of 24.
-absl::StatusOr<std::vector<uapi::DmabufCmsg>> UnpackFrags(
-    std::string_view packed);
 
 // The absl::Status an Error reply stands for.
 absl::Status ErrorToStatus(const v1::Error& e);

@@ -1,14 +1,14 @@
-// ClientCore: the state a Client shares with its Bindings, RxSockets and
-// TxSenders: the gRPC stub, the session's fd socket and the per-binding
-// queues of daemon events read from it. Internal to client/.
+// ClientCore: the state a Client shares with its Bindings: the gRPC stub, the
+// session's fd socket, and the data-path fds the daemon passed for bindings
+// not yet opened. RxSockets and TxSenders do not use it: each owns its
+// binding's data path. Internal to client/.
 //
-// Thread safety: thread-safe. The session is used under `mu_`; events read
-// while looking for one binding's are queued for their own binding.
+// Thread safety: thread-safe. The session is used under `mu_` (only for
+// RegisterDmabuf and picking up data-path fds, never on the data path).
 #ifndef DEVMEM_CLIENT_INTERNAL_CLIENT_CORE_H_
 #define DEVMEM_CLIENT_INTERNAL_CLIENT_CORE_H_
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,12 +19,10 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "absl/types/span.h"
 #include "devmem/v1/devmem.grpc.pb.h"
 #include "devmem/v1/fdsock.pb.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/status.h"
-#include "pool/token_range.h"
 #include "session/fdsock_client.h"
 
 namespace devmem::client_internal {
@@ -60,20 +58,13 @@ class ClientCore {
   absl::StatusOr<v1::Ticket> RegisterDmabuf(BorrowedFd dmabuf,
                                             std::string_view name);
 
-  // Event routing per binding. Open starts queueing a binding's events;
-  // Close drops the queue (and later events of that binding).
-  void OpenQueue(uint32_t binding_id);
-  void CloseQueue(uint32_t binding_id);
-  // The next event for `binding_id`, reading the session for up to
-  // `timeout`. nullopt on timeout; Unavailable once the session closed.
-  absl::StatusOr<std::optional<v1::FdMessage>> NextEvent(
-      uint32_t binding_id, absl::Duration timeout);
-
-  absl::StatusOr<v1::TokensReturned> ReturnTokens(
-      uint32_t binding_id, absl::Span<const TokenRange> ranges);
-  absl::Status TxConnect(uint32_t binding_id, std::string_view peer);
-  absl::StatusOr<uint32_t> TxSend(uint32_t binding_id, uint64_t offset,
-                                  uint64_t length);
+  // The data-path fd the daemon passed for `binding_id` (sent before the
+  // Bind reply), read from the session if it is not there yet; kept until
+  // TakeDataPath. DeadlineExceeded if it does not come within `timeout`.
+  absl::Status AwaitDataPath(uint32_t binding_id, absl::Duration timeout);
+  // Moves the kept data-path fd out. FailedPrecondition when there is none
+  // (already taken, or the binding has no provider-made data path).
+  absl::StatusOr<UniqueFd> TakeDataPath(uint32_t binding_id);
 
   absl::Status Unbind(uint32_t binding_id);
 
@@ -84,10 +75,11 @@ class ClientCore {
   void CloseSession();
 
  private:
-  // Moves events already queued in the session client (read during a Call)
-  // into their binding queues.
-  void Route(v1::FdMessage m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  static uint32_t BindingOf(const v1::FdMessage& m);
+  // Takes what the daemon sent on its own (DataPath, BindingClosed) and
+  // returns at once when nothing waits.
+  void DrainEventsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void TakeEventLocked(fdsock::SessionEvent ev)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string run_dir_;
   const std::unique_ptr<v1::Devmem::Stub> stub_;
@@ -100,13 +92,8 @@ class ClientCore {
 
   absl::Mutex mu_;
   std::unique_ptr<fdsock::FdSessionClient> session_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<uint32_t, std::deque<v1::FdMessage>> queues_
-      ABSL_GUARDED_BY(mu_);
-  // Events of bindings with no queue yet (frags may arrive, and be read
-  // while another binding waits, before Bind's reply is processed).
-  // Bounded: the oldest are dropped beyond kMaxOrphans.
-  static constexpr size_t kMaxOrphans = 1024;
-  std::deque<v1::FdMessage> orphans_ ABSL_GUARDED_BY(mu_);
+  // Data paths passed by the daemon and not yet taken, by binding id.
+  absl::flat_hash_map<uint32_t, UniqueFd> data_paths_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace devmem::client_internal

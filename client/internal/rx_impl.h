@@ -1,9 +1,11 @@
 // The two RxSocket implementations: KernelRx (recvmsg MSG_SOCK_DEVMEM on the
-// job's TCP socket) and SimRx (frags over the daemon session). Internal.
+// job's TCP socket) and SimRx (the sim binding's own data-path socket).
+// Internal.
 #ifndef DEVMEM_CLIENT_INTERNAL_RX_IMPL_H_
 #define DEVMEM_CLIENT_INTERNAL_RX_IMPL_H_
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <vector>
 
@@ -11,12 +13,11 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "base/uapi.h"
+#include "client/internal/sim_data_path.h"
 #include "client/rx_socket.h"
 
 namespace devmem {
-namespace client_internal {
-class ClientCore;
-}  // namespace client_internal
 
 namespace rx_internal {
 
@@ -50,12 +51,26 @@ class KernelRx : public RxImpl {
 
 class SimRx : public RxImpl {
  public:
-  SimRx(std::shared_ptr<client_internal::ClientCore> core, uint32_t binding);
+  SimRx(UniqueFd data_path, uint32_t binding);
   absl::StatusOr<RxBatch> Receive(absl::Duration timeout) override;
   absl::Status ReturnTokens(std::vector<uint32_t> tokens) override;
 
  private:
-  std::shared_ptr<client_internal::ClientCore> core_;
+  // What came while a token return waited for its answer, in order: a
+  // frag batch, or the end of a flow.
+  struct Held {
+    std::vector<uapi::DmabufCmsg> frags;
+    absl::Status closed;
+    bool is_close = false;
+  };
+  // Turns frag records (or a flow's end) into what Receive() returns.
+  absl::StatusOr<RxBatch> Deliver(std::vector<uapi::DmabufCmsg> frags);
+  absl::StatusOr<RxBatch> FlowEnded(const absl::Status& why);
+  // Keeps what is not the awaited answer for Receive().
+  absl::Status Hold(const simdp::Packet& p);
+
+  client_internal::SimDataPath dp_;
+  std::deque<Held> held_;
 };
 
 }  // namespace rx_internal

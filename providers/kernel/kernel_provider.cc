@@ -1,7 +1,5 @@
 #include "providers/kernel/kernel_provider.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <map>
@@ -22,6 +20,7 @@
 #include "base/uapi.h"
 #include "providers/common/dmabuf_check.h"
 #include "providers/common/nic_settings.h"
+#include "providers/flow.h"
 #include "providers/kernel/genl_client.h"
 #include "providers/kernel/netdev_family.h"
 
@@ -227,31 +226,17 @@ absl::StatusOr<kernel::NtupleRule> ToNtupleRule(const std::string& device,
   rule.dst_port = flow.dst_port;
   rule.queue = queue;
   auto parse =
-      [&](const std::string& text,
+      [&](const std::string& text, absl::string_view field,
           std::optional<std::array<uint8_t, 16>>& out) -> absl::Status {
-    if (text.empty()) return absl::OkStatus();
-    std::array<uint8_t, 16> addr = {};
-    if (::inet_pton(flow.ipv6 ? AF_INET6 : AF_INET, text.c_str(),
-                    addr.data()) != 1) {
-      return ErrnoToStatus(
-          EINVAL, absl::StrCat(device, ": flow address '", text, "' is not ",
-                               flow.ipv6 ? "IPv6" : "IPv4"));
-    }
-    out = addr;
+    absl::StatusOr<std::optional<std::array<uint8_t, 16>>> addr =
+        ParseFlowAddress(text, flow.ipv6, field);
+    if (!addr.ok()) return WithContext(addr.status(), device);
+    out = *addr;
     return absl::OkStatus();
   };
-  RETURN_IF_ERROR(parse(flow.src_ip, rule.src_ip));
-  RETURN_IF_ERROR(parse(flow.dst_ip, rule.dst_ip));
+  RETURN_IF_ERROR(parse(flow.src_ip, "src_ip", rule.src_ip));
+  RETURN_IF_ERROR(parse(flow.dst_ip, "dst_ip", rule.dst_ip));
   return rule;
-}
-
-absl::Status NoDataPath(absl::string_view what) {
-  return absl::UnimplementedError(absl::StrCat(
-      "kernel binding: ", std::string(what),
-      " is the simulator's data path; with the kernel provider the job "
-      "receives on its own TCP socket with recvmsg(MSG_SOCK_DEVMEM), returns "
-      "tokens with setsockopt(SO_DEVMEM_DONTNEED) and sends with "
-      "sendmsg(SCM_DEVMEM_DMABUF)"));
 }
 
 class KernelBinding final : public ProviderBinding {
@@ -334,23 +319,6 @@ class KernelBinding final : public ProviderBinding {
     return stats;
   }
 
-  absl::StatusOr<std::string> RxEndpoint() const override {
-    return NoDataPath("RxEndpoint");
-  }
-  absl::Status StartRx(std::shared_ptr<RxSink>) override {
-    return NoDataPath("StartRx");
-  }
-  TokenRelease ReturnTokens(absl::Span<const TokenRange>) override {
-    TokenRelease r;
-    r.status = NoDataPath("ReturnTokens");
-    return r;
-  }
-  absl::Status StartTx(std::string_view, std::shared_ptr<TxSink>) override {
-    return NoDataPath("StartTx");
-  }
-  absl::StatusOr<uint32_t> Send(uint64_t, uint64_t) override {
-    return NoDataPath("Send");
-  }
   std::shared_ptr<Region> region() const override { return nullptr; }
 
  private:

@@ -16,11 +16,10 @@
 //     kUnsupported with the kernel's reason after EOPNOTSUPP.
 //   * BindRx/BindTx: a new netlink socket per binding, held by the returned
 //     ProviderBinding; destroying it closes the socket, which is the unbind.
-//     chunk_size must be 4096 (kernel net_iovs are PAGE_SIZE). The data-path
-//     methods (RxEndpoint, StartRx, ReturnTokens, StartTx, Send) are
-//     Unimplemented: the job receives on its own socket with
-//     recvmsg(MSG_SOCK_DEVMEM) and returns tokens with SO_DEVMEM_DONTNEED.
-//     region() is null.
+//     chunk_size must be 4096 (kernel net_iovs are PAGE_SIZE). There is no
+//     provider-made data path (TakeDataPath() is empty): the job receives on
+//     its own socket with recvmsg(MSG_SOCK_DEVMEM) and returns tokens with
+//     SO_DEVMEM_DONTNEED. region() is null.
 //   * PrepareDevice: tcp-data-split on and hds-thresh 0 (where offered), RSS
 //     indirection spread over the RX queues no preparation reserves. Prior
 //     settings are recorded at the first preparation of a device and restored

@@ -338,10 +338,6 @@ class SimBindingBase : public ProviderBinding {
     return absl::FailedPreconditionError(
         absl::StrCat(name_, ": ", op, ": a TX binding has no RX path"));
   }
-  absl::Status NotTx(const char* op) const {
-    return absl::FailedPreconditionError(
-        absl::StrCat(name_, ": ", op, ": an RX binding cannot send"));
-  }
 
   const std::shared_ptr<SimKernel> kernel_;
   const uint32_t id_;
@@ -423,20 +419,10 @@ class SimRxBinding final : public SimBindingBase {
     return s;
   }
 
-  absl::StatusOr<std::string> RxEndpoint() const override {
-    return path_->endpoint();
-  }
-  absl::Status StartRx(std::shared_ptr<RxSink> sink) override {
-    return path_->StartRx(std::move(sink));
-  }
-  TokenRelease ReturnTokens(absl::Span<const TokenRange> ranges) override {
-    return path_->ReturnTokens(ranges);
-  }
-  absl::Status StartTx(std::string_view, std::shared_ptr<TxSink>) override {
-    return NotTx("StartTx");
-  }
-  absl::StatusOr<uint32_t> Send(uint64_t, uint64_t) override {
-    return NotTx("send");
+  std::optional<DataPath> TakeDataPath() override {
+    UniqueFd job_end = path_->TakeJobEnd();
+    if (!job_end.ok()) return std::nullopt;
+    return DataPath{std::move(job_end), path_->endpoint()};
   }
   std::shared_ptr<Region> region() const override { return region_; }
 
@@ -452,15 +438,11 @@ class SimTxBinding final : public SimBindingBase {
  public:
   SimTxBinding(std::shared_ptr<SimKernel> kernel, uint32_t id,
                std::string device, std::shared_ptr<Mapping> mapping,
-               bool link_up)
+               std::unique_ptr<TxPath> path)
       : SimBindingBase(std::move(kernel), id, /*rx=*/false, std::move(device),
                        {}),
         mapping_(std::move(mapping)),
-        path_(std::make_unique<TxPath>(
-            sim_internal::TxPathOptions{.name = name_,
-                                        .cpu_base = mapping_->data(),
-                                        .size = mapping_->size(),
-                                        .link_up = link_up})) {}
+        path_(std::move(path)) {}
 
   ~SimTxBinding() override {
     kernel_->DetachPath(device_, id_);
@@ -482,21 +464,10 @@ class SimTxBinding final : public SimBindingBase {
     s.bytes_sent = path_->bytes_sent();
     return s;
   }
-  absl::StatusOr<std::string> RxEndpoint() const override {
-    return NotRx("rx-endpoint");
-  }
-  absl::Status StartRx(std::shared_ptr<RxSink>) override {
-    return NotRx("StartRx");
-  }
-  TokenRelease ReturnTokens(absl::Span<const TokenRange>) override {
-    return TokenRelease{0, 0, NotRx("return-tokens")};
-  }
-  absl::Status StartTx(std::string_view peer,
-                       std::shared_ptr<TxSink> sink) override {
-    return path_->Start(peer, std::move(sink));
-  }
-  absl::StatusOr<uint32_t> Send(uint64_t offset, uint64_t length) override {
-    return path_->Send(offset, length);
+  std::optional<DataPath> TakeDataPath() override {
+    UniqueFd job_end = path_->TakeJobEnd();
+    if (!job_end.ok()) return std::nullopt;
+    return DataPath{std::move(job_end), ""};
   }
   std::shared_ptr<Region> region() const override { return nullptr; }
 
@@ -786,8 +757,14 @@ class SimProvider final : public Provider {
     const std::string name = absl::StrCat(spec.device, " binding ", id);
     ASSIGN_OR_RETURN(std::shared_ptr<Mapping> mapping,
                      Mapping::Create(spec.dmabuf, info.size_bytes, name));
+    ASSIGN_OR_RETURN(
+        std::unique_ptr<TxPath> path,
+        TxPath::Create(sim_internal::TxPathOptions{.name = name,
+                                                   .cpu_base = mapping->data(),
+                                                   .size = mapping->size(),
+                                                   .link_up = link_up}));
     std::unique_ptr<SimTxBinding> binding(new SimTxBinding(
-        kernel_, id, spec.device, std::move(mapping), link_up));
+        kernel_, id, spec.device, std::move(mapping), std::move(path)));
     std::move(undo).Cancel();
     {
       MutexLock lock(kernel_->mu_);

@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "base/errno_status.h"
+#include "base/uapi.h"
 #include "base/unique_fd.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -450,15 +451,8 @@ TEST_F(KernelProviderFakeTest, DataPathIsTheJobsOwnSocket) {
   auto binding = provider_->BindRx(Rx("eth1", {15}));
   ASSERT_TRUE(binding.ok());
   ProviderBinding& b = **binding;
-  EXPECT_EQ(b.RxEndpoint().status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(b.RxEndpoint().status().message(), HasSubstr("MSG_SOCK_DEVMEM"));
-  EXPECT_EQ(b.StartRx(nullptr).code(), absl::StatusCode::kUnimplemented);
-  const TokenRange range{1, 1};
-  EXPECT_EQ(b.ReturnTokens({&range, 1}).status.code(),
-            absl::StatusCode::kUnimplemented);
-  EXPECT_EQ(b.StartTx("127.0.0.1:1", nullptr).code(),
-            absl::StatusCode::kUnimplemented);
-  EXPECT_EQ(b.Send(0, 1).status().code(), absl::StatusCode::kUnimplemented);
+  // No provider-made data path: the job's own TCP socket is it.
+  EXPECT_FALSE(b.TakeDataPath().has_value());
   EXPECT_EQ(b.region(), nullptr);
 }
 

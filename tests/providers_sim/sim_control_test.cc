@@ -225,27 +225,25 @@ TEST_F(SimControlTest, BindTxErrors) {
   ASSERT_TRUE(b.ok()) << b.status();
   EXPECT_FALSE((*b)->rx());
   EXPECT_EQ((*b)->region(), nullptr);
-  EXPECT_EQ((*b)->RxEndpoint().status().code(),
-            absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ((*b)->AddFlow(Flow{.dst_port = 80}).status().code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ((*b)->Send(0, 10).status().code(),
-            absl::StatusCode::kFailedPrecondition);  // before StartTx
-  TokenRelease r = (*b)->ReturnTokens({});
-  EXPECT_EQ(r.status.code(), absl::StatusCode::kFailedPrecondition);
+  // One data path, taken once; a TX one has no endpoint.
+  std::optional<DataPath> dp = (*b)->TakeDataPath();
+  ASSERT_TRUE(dp.has_value());
+  EXPECT_TRUE(dp->job_end.ok());
+  EXPECT_EQ(dp->rx_endpoint, "");
+  EXPECT_FALSE((*b)->TakeDataPath().has_value());
 }
 
-TEST_F(SimControlTest, RxBindingCannotSend) {
+TEST_F(SimControlTest, RxBindingHasOneDataPathAndAnEndpoint) {
   auto prep = Prepare("sim0", {3});
   auto b = provider_->BindRx(Rx("sim0", {3}));
   ASSERT_TRUE(b.ok());
-  EXPECT_EQ((*b)->Send(0, 1).status().code(),
-            absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ((*b)->StartTx("127.0.0.1:1", nullptr).code(),
-            absl::StatusCode::kFailedPrecondition);
-  absl::StatusOr<std::string> ep = (*b)->RxEndpoint();
-  ASSERT_TRUE(ep.ok());
-  EXPECT_THAT(*ep, HasSubstr("127.0.0.1:"));
+  std::optional<DataPath> dp = (*b)->TakeDataPath();
+  ASSERT_TRUE(dp.has_value());
+  EXPECT_TRUE(dp->job_end.ok());
+  EXPECT_THAT(dp->rx_endpoint, HasSubstr("127.0.0.1:"));
+  EXPECT_FALSE((*b)->TakeDataPath().has_value());
 }
 
 TEST_F(SimControlTest, StackedPreparationsRecordAndRestore) {

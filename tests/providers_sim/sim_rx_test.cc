@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "base/errno_status.h"
+#include "base/host_port.h"
+#include "base/sim_datapath.h"
 #include "client/dmabuf/dmabuf.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -22,8 +24,8 @@ namespace devmem {
 namespace {
 
 using ::devmem::testing::ConnectTo;
+using ::devmem::testing::DataPathPeer;
 using ::devmem::testing::Eventually;
-using ::devmem::testing::RecordingSink;
 using ::devmem::testing::ReturnAll;
 using ::devmem::testing::WriteAll;
 
@@ -59,10 +61,9 @@ class SimRxTest : public ::testing::Test {
                                      .chunk_size = chunk_size});
     ASSERT_TRUE(b.ok()) << b.status();
     binding_ = std::move(*b);
-    absl::StatusOr<std::string> ep = binding_->RxEndpoint();
-    ASSERT_TRUE(ep.ok());
-    endpoint_ = *ep;
-    sink_ = std::make_shared<RecordingSink>();
+    sink_ = std::make_unique<DataPathPeer>(*binding_);
+    endpoint_ = sink_->endpoint();
+    ASSERT_THAT(endpoint_, ::testing::HasSubstr("127.0.0.1:"));
   }
 
   // Checks each record and appends its bytes (read from our own mapping at
@@ -93,7 +94,7 @@ class SimRxTest : public ::testing::Test {
         return;
       }
       Collect(frags, out);
-      EXPECT_EQ(ReturnAll(*binding_, frags), frags.size());
+      EXPECT_EQ(ReturnAll(*sink_, frags), frags.size());
     }
   }
 
@@ -103,7 +104,7 @@ class SimRxTest : public ::testing::Test {
   DmabufMapping map_;
   std::unique_ptr<ProviderBinding> binding_;
   std::string endpoint_;
-  std::shared_ptr<RecordingSink> sink_;
+  std::unique_ptr<DataPathPeer> sink_;
 };
 
 class SimRxChunkTest : public SimRxTest,
@@ -115,7 +116,6 @@ TEST_P(SimRxChunkTest, SeededPayloadsArriveByteExact) {
   std::mt19937_64 rng(seed);
   const uint32_t chunk = GetParam();
   Bind(std::max<uint64_t>(1 << 20, 4ull * chunk), chunk);
-  ASSERT_TRUE(binding_->StartRx(sink_).ok());
 
   // Three connections in a row, each a random number of random-sized writes.
   std::vector<uint8_t> sent;
@@ -162,26 +162,81 @@ TEST_P(SimRxChunkTest, SeededPayloadsArriveByteExact) {
 INSTANTIATE_TEST_SUITE_P(ChunkSizes, SimRxChunkTest,
                          ::testing::Values(4096u, 65536u, 2u << 20));
 
-TEST_F(SimRxTest, EndpointHoldsDataUntilStartRx) {
+TEST_F(SimRxTest, DataWaitsInTheDataPathUntilTheJobReads) {
   Bind(1 << 20);
   UniqueFd fd = ConnectTo(endpoint_);
   const uint8_t hello[] = {'h', 'e', 'l', 'l', 'o'};
   ASSERT_TRUE(WriteAll(fd.get(), hello, sizeof(hello)));
   fd.reset();
-  EXPECT_EQ(binding_->Stats().bytes_received, 0u);
-  ASSERT_TRUE(binding_->StartRx(sink_).ok());
   std::vector<uint8_t> got;
   ConsumeUntilClosed(1, &got);
   EXPECT_EQ(got, std::vector<uint8_t>(hello, hello + 5));
+  EXPECT_TRUE(sink_->closed()[0].ok()) << sink_->closed()[0];
+  EXPECT_EQ(binding_->Stats().bytes_received, 5u);
 }
 
-TEST_F(SimRxTest, StartRxOnceWithASink) {
+TEST_F(SimRxTest, OneDataPathPerBinding) {
   Bind(1 << 20);
-  EXPECT_EQ(binding_->StartRx(nullptr).code(),
-            absl::StatusCode::kInvalidArgument);
-  ASSERT_TRUE(binding_->StartRx(sink_).ok());
-  EXPECT_EQ(binding_->StartRx(std::make_shared<RecordingSink>()).code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(binding_->TakeDataPath().has_value());
+}
+
+TEST_F(SimRxTest, UnbindEndsTheDataPathWithEof) {
+  Bind(1 << 20);
+  std::vector<uint8_t> data(3 * 4096, 7);
+  {
+    UniqueFd fd = ConnectTo(endpoint_);
+    ASSERT_TRUE(WriteAll(fd.get(), data.data(), data.size()));
+  }
+  ASSERT_TRUE(sink_->WaitBytes(data.size()));
+  std::shared_ptr<Region> region = binding_->region();
+  EXPECT_GT(region->Stats().lent_tokens, 0u);
+  binding_.reset();  // tokens never returned
+  ASSERT_TRUE(sink_->WaitEof());
+  EXPECT_EQ(region->Stats().lent_tokens, 0u);
+  EXPECT_TRUE(region->released());
+}
+
+TEST_F(SimRxTest, ClosingTheJobsEndReleasesItsTokens) {
+  Bind(1 << 20);
+  std::vector<uint8_t> data(5 * 4096, 9);
+  {
+    UniqueFd fd = ConnectTo(endpoint_);
+    ASSERT_TRUE(WriteAll(fd.get(), data.data(), data.size()));
+  }
+  ASSERT_TRUE(sink_->WaitBytes(data.size()));
+  EXPECT_EQ(binding_->Stats().pool.lent_tokens, 5u);
+  sink_->Close();  // as the kernel does when a devmem socket closes
+  ASSERT_TRUE(
+      Eventually([&] { return binding_->Stats().pool.lent_tokens == 0; }));
+  // No socket takes the flow any more: a new sender is refused.
+  ASSERT_TRUE(Eventually([&] {
+    absl::StatusOr<UniqueFd> c = ConnectTcp(endpoint_);
+    return !c.ok() && StatusErrno(c.status()) == ECONNREFUSED;
+  }));
+}
+
+TEST_F(SimRxTest, BadPacketsFromTheJobAreAnsweredAndChangeNothing) {
+  Bind(1 << 20);
+  {
+    UniqueFd fd = ConnectTo(endpoint_);
+    const uint8_t b[1] = {1};
+    ASSERT_TRUE(WriteAll(fd.get(), b, 1));
+  }
+  ASSERT_TRUE(sink_->WaitBytes(1));
+  sink_->SendRaw("abc");                      // shorter than a header
+  sink_->SendRaw(simdp::TxSendPacket(0, 1));  // a TX request
+  std::string odd = simdp::Dontneed({});
+  odd.push_back('x');  // length not 8 x count
+  sink_->SendRaw(odd);
+  simdp::Header h{static_cast<simdp::Type>(77), 0, 0};
+  sink_->SendRaw(std::string(reinterpret_cast<const char*>(&h), sizeof(h)));
+  ASSERT_TRUE(sink_->WaitErrors(4));
+  for (const absl::Status& e : sink_->errors()) {
+    EXPECT_EQ(e.code(), absl::StatusCode::kInvalidArgument) << e;
+    EXPECT_THAT(std::string(e.message()), ::testing::HasSubstr("nothing"));
+  }
+  EXPECT_EQ(binding_->Stats().pool.lent_tokens, 1u);  // still lent
+  EXPECT_EQ(ReturnAll(*sink_, sink_->Take()), 1u);    // still usable
 }
 
 TEST_F(SimRxTest, BackpressureWhenTokensAreWithheld) {
@@ -190,7 +245,6 @@ TEST_F(SimRxTest, BackpressureWhenTokensAreWithheld) {
   std::mt19937_64 rng(seed);
   constexpr uint64_t kPool = 16 * 4096;  // 16 chunks
   Bind(kPool);
-  ASSERT_TRUE(binding_->StartRx(sink_).ok());
   // Far more than the pool plus both sockets' buffers can hold.
   const std::vector<uint8_t> payload = RandomBytes(rng, 4 << 20);
   std::atomic<uint64_t> written{0};
@@ -214,6 +268,7 @@ TEST_F(SimRxTest, BackpressureWhenTokensAreWithheld) {
   EXPECT_EQ(stats.frags, 16u);
   EXPECT_GT(stats.bytes_received, 0u);
   EXPECT_LE(stats.bytes_received, kPool);
+  ASSERT_TRUE(sink_->WaitBytes(stats.bytes_received));  // all sent to the job
   EXPECT_EQ(sink_->bytes(), stats.bytes_received);
   EXPECT_GT(stats.pool.alloc_failed, 0u);
   // The sender is held back by TCP flow control: nothing was dropped.
@@ -239,7 +294,6 @@ TEST_F(SimRxTest, LinkDownDuringATransferClosesTheFlow) {
   DEVMEM_SEEDED_TRACE(seed);
   std::mt19937_64 rng(seed);
   Bind(1 << 20);
-  ASSERT_TRUE(binding_->StartRx(sink_).ok());
   const std::vector<uint8_t> block = RandomBytes(rng, 65536);
   std::atomic<int> sender_errno{0};
   std::thread sender([&] {
@@ -268,7 +322,7 @@ TEST_F(SimRxTest, LinkDownDuringATransferClosesTheFlow) {
   for (size_t i = 0; i < got.size(); ++i) {
     ASSERT_EQ(got[i], block[i % block.size()]) << "byte " << i;
   }
-  EXPECT_EQ(ReturnAll(*binding_, frags), frags.size());
+  EXPECT_EQ(ReturnAll(*sink_, frags), frags.size());
   EXPECT_EQ(binding_->Stats().pool.lent_tokens, 0u);
 
   // Link up again: a new flow is received.
@@ -286,7 +340,6 @@ TEST_F(SimRxTest, LinkDownDuringATransferClosesTheFlow) {
 
 TEST_F(SimRxTest, DestroyReleasesLentTokensAndRetiresTheRegion) {
   Bind(1 << 20);
-  ASSERT_TRUE(binding_->StartRx(sink_).ok());
   std::vector<uint8_t> data(10 * 4096 + 17, 0xab);
   std::thread sender([&] {
     UniqueFd fd = ConnectTo(endpoint_);
@@ -304,10 +357,9 @@ TEST_F(SimRxTest, DestroyReleasesLentTokensAndRetiresTheRegion) {
   RegionStats s = region->Stats();
   EXPECT_EQ(s.lent_tokens, 0u);
   EXPECT_EQ(s.inflight_chunks, 0u);
-  // The sink heard about the flow's end and then the binding's.
-  std::vector<absl::Status> closed = sink_->closed();
-  ASSERT_FALSE(closed.empty());
-  EXPECT_EQ(closed.back().code(), absl::StatusCode::kCancelled);
+  // The job's end reads EOF; nothing it was sent said otherwise.
+  EXPECT_TRUE(sink_->WaitEof());
+  for (const absl::Status& c : sink_->closed()) EXPECT_TRUE(c.ok()) << c;
   // The queue is free again and the id is not.
   absl::StatusOr<std::vector<DeviceInfo>> devs = provider_->ListDevices();
   EXPECT_FALSE((*devs)[0].queues[3].binding_id.has_value());
@@ -316,7 +368,6 @@ TEST_F(SimRxTest, DestroyReleasesLentTokensAndRetiresTheRegion) {
 
 TEST_F(SimRxTest, DestroyWhileASenderIsStalled) {
   Bind(4 * 4096);
-  ASSERT_TRUE(binding_->StartRx(sink_).ok());
   std::vector<uint8_t> data(1 << 20, 1);
   std::thread sender([&] {
     UniqueFd fd = ConnectTo(endpoint_);
@@ -329,7 +380,6 @@ TEST_F(SimRxTest, DestroyWhileASenderIsStalled) {
 
 TEST_F(SimRxTest, ReturnTokensValidatesLikeDontneed) {
   Bind(1 << 20);
-  ASSERT_TRUE(binding_->StartRx(sink_).ok());
   std::thread sender([&] {
     UniqueFd fd = ConnectTo(endpoint_);
     uint8_t b[3] = {1, 2, 3};
@@ -341,16 +391,16 @@ TEST_F(SimRxTest, ReturnTokensValidatesLikeDontneed) {
   ASSERT_EQ(frags.size(), 1u);
   // More than 128 ranges: refused whole, nothing released.
   std::vector<TokenRange> many(129, TokenRange{frags[0].frag_token, 1});
-  TokenRelease r = binding_->ReturnTokens(many);
+  TokenRelease r = sink_->Dontneed(many);
   EXPECT_EQ(r.status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(r.freed, 0u);
   // A token that is not lent is rejected, the good one released.
   const TokenRange two[] = {{frags[0].frag_token, 1}, {200, 1}};
-  r = binding_->ReturnTokens(two);
+  r = sink_->Dontneed(two);
   EXPECT_EQ(r.freed, 1u);
   EXPECT_EQ(r.rejected, 1u);
   EXPECT_FALSE(r.status.ok());
-  r = binding_->ReturnTokens(two);  // the first is no longer lent either
+  r = sink_->Dontneed(two);  // the first is no longer lent either
   EXPECT_EQ(r.freed, 0u);
   EXPECT_EQ(r.rejected, 2u);
 }
@@ -367,9 +417,7 @@ TEST_F(SimRxTest, TwoBindingsReceiveConcurrently) {
   auto b2 = provider_->BindRx(
       RxBindSpec{.device = "sim1", .queue_ids = {1}, .dmabuf = buf2->fd()});
   ASSERT_TRUE(b2.ok()) << b2.status();
-  auto sink2 = std::make_shared<RecordingSink>();
-  ASSERT_TRUE(binding_->StartRx(sink_).ok());
-  ASSERT_TRUE((*b2)->StartRx(sink2).ok());
+  auto sink2 = std::make_unique<DataPathPeer>(**b2);
   const std::vector<uint8_t> p1 = RandomBytes(rng, 3 << 20);
   const std::vector<uint8_t> p2 = RandomBytes(rng, 2 << 20);
   std::thread s1([&] {
@@ -377,7 +425,7 @@ TEST_F(SimRxTest, TwoBindingsReceiveConcurrently) {
     ASSERT_TRUE(WriteAll(fd.get(), p1.data(), p1.size()));
   });
   std::thread s2([&] {
-    UniqueFd fd = ConnectTo(*(*b2)->RxEndpoint());
+    UniqueFd fd = ConnectTo(sink2->endpoint());
     ASSERT_TRUE(WriteAll(fd.get(), p2.data(), p2.size()));
   });
   std::vector<uint8_t> got2;
@@ -391,7 +439,7 @@ TEST_F(SimRxTest, TwoBindingsReceiveConcurrently) {
         got2.insert(got2.end(), p, p + f.frag_size);
         ASSERT_EQ(f.dmabuf_id, (*b2)->id());
       }
-      ReturnAll(**b2, frags);
+      ReturnAll(*sink2, frags);
     }
   });
   std::vector<uint8_t> got1;

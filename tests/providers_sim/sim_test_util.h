@@ -1,6 +1,6 @@
-// Helpers for the simulated NIC's data-path tests: a recording RxSink, a
-// loopback TCP sender, token returns in SO_DEVMEM_DONTNEED-sized batches, and
-// a bounded wait on a condition.
+// Helpers for the simulated NIC's data-path tests: the job's side of a
+// binding's data path (DataPathPeer), a loopback TCP sender, token returns in
+// SO_DEVMEM_DONTNEED-sized batches, and a bounded wait on a condition.
 #ifndef DEVMEM_TESTS_PROVIDERS_SIM_SIM_TEST_UTIL_H_
 #define DEVMEM_TESTS_PROVIDERS_SIM_SIM_TEST_UTIL_H_
 
@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,6 +27,7 @@
 #include "gtest/gtest.h"
 #include "pool/token_range.h"
 #include "providers/provider.h"
+#include "tests/testing/data_path_peer.h"
 
 namespace devmem::testing {
 
@@ -42,81 +44,6 @@ inline bool Eventually(const std::function<bool()>& pred) {
   }
   return true;
 }
-
-// Records what a binding delivers. Thread-safe.
-class RecordingSink : public RxSink {
- public:
-  void Deliver(absl::Span<const uapi::DmabufCmsg> frags) override {
-    MutexLock lock(mu_);
-    for (const uapi::DmabufCmsg& f : frags) {
-      pending_.push_back(f);
-      bytes_ += f.frag_size;
-    }
-    ++batches_;
-    max_batch_ = std::max<size_t>(max_batch_, frags.size());
-    cv_.SignalAll();
-  }
-  void Closed(const absl::Status& why) override {
-    MutexLock lock(mu_);
-    closed_.push_back(why);
-    cv_.SignalAll();
-  }
-
-  // Waits for at least `n` Closed() calls; false on timeout.
-  bool WaitClosed(size_t n) {
-    MutexLock lock(mu_);
-    return cv_.AwaitFor(mu_, kWait, [&] {
-      mu_.AssertHeld();
-      return closed_.size() >= n;
-    });
-  }
-  // Waits until `bytes` in total were delivered.
-  bool WaitBytes(uint64_t bytes) {
-    MutexLock lock(mu_);
-    return cv_.AwaitFor(mu_, kWait, [&] {
-      mu_.AssertHeld();
-      return bytes_ >= bytes;
-    });
-  }
-  // Waits for frags or a close; returns the frags (maybe none).
-  std::vector<uapi::DmabufCmsg> TakeOrClosed(size_t closes) {
-    MutexLock lock(mu_);
-    cv_.AwaitFor(mu_, kWait, [&] {
-      mu_.AssertHeld();
-      return !pending_.empty() || closed_.size() >= closes;
-    });
-    std::vector<uapi::DmabufCmsg> out;
-    out.swap(pending_);
-    return out;
-  }
-  std::vector<uapi::DmabufCmsg> Take() {
-    MutexLock lock(mu_);
-    std::vector<uapi::DmabufCmsg> out;
-    out.swap(pending_);
-    return out;
-  }
-  uint64_t bytes() const {
-    MutexLock lock(mu_);
-    return bytes_;
-  }
-  std::vector<absl::Status> closed() const {
-    MutexLock lock(mu_);
-    return closed_;
-  }
-  size_t max_batch() const {
-    MutexLock lock(mu_);
-    return max_batch_;
-  }
-
- private:
-  mutable Mutex mu_;
-  CondVar cv_;
-  std::vector<uapi::DmabufCmsg> pending_ ABSL_GUARDED_BY(mu_);
-  std::vector<absl::Status> closed_ ABSL_GUARDED_BY(mu_);
-  uint64_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  size_t batches_ ABSL_GUARDED_BY(mu_) = 0;
-  size_t max_batch_ ABSL_GUARDED_BY(mu_) = 0;
-};
 
 // A blocking TCP connection to "127.0.0.1:PORT".
 inline UniqueFd ConnectTo(const std::string& endpoint, int sndbuf = 0) {
@@ -159,27 +86,17 @@ inline bool WriteAll(int fd, const uint8_t* data, size_t len) {
 
 // Gives back one token per frag, coalescing runs, in calls of at most 128
 // ranges (as SO_DEVMEM_DONTNEED). Returns the number freed.
-inline uint64_t ReturnAll(ProviderBinding& binding,
+inline uint64_t ReturnAll(DataPathPeer& peer,
                           const std::vector<uapi::DmabufCmsg>& frags) {
-  std::vector<TokenRange> ranges;
+  std::vector<Token> tokens;
+  tokens.reserve(frags.size());
+  for (const uapi::DmabufCmsg& f : frags) tokens.push_back(f.frag_token);
   uint64_t freed = 0;
-  auto flush = [&] {
-    if (ranges.empty()) return;
-    TokenRelease r = binding.ReturnTokens(ranges);
-    EXPECT_TRUE(r.status.ok()) << r.status;
-    freed += r.freed;
-    ranges.clear();
-  };
-  for (const uapi::DmabufCmsg& f : frags) {
-    if (!ranges.empty() &&
-        ranges.back().start + ranges.back().count == f.frag_token) {
-      ++ranges.back().count;
-      continue;
-    }
-    if (ranges.size() == kMaxTokenRanges) flush();
-    ranges.push_back(TokenRange{f.frag_token, 1});
+  for (const std::vector<TokenRange>& r : CoalesceTokens(std::move(tokens))) {
+    TokenRelease rel = peer.Dontneed(r);
+    EXPECT_TRUE(rel.status.ok()) << rel.status;
+    freed += rel.freed;
   }
-  flush();
   return freed;
 }
 

@@ -1,6 +1,7 @@
-// The simulated NIC's TX data path: Send() ranges of the bound buffer to a
-// loopback peer, completions as MSG_ZEROCOPY notifications, EFAULT for a
-// range beyond the buffer, link down. Runs on the sim's threads (label tsan).
+// The simulated NIC's TX data path, driven over the binding's data-path
+// socket: kTxSend ranges of the bound buffer to a loopback peer, completions
+// as MSG_ZEROCOPY notifications, EFAULT for a range beyond the buffer, link
+// down. Runs on the sim's threads (label tsan).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -14,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/errno_status.h"
+#include "base/sim_datapath.h"
 #include "client/dmabuf/dmabuf.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -25,52 +27,6 @@ namespace devmem {
 namespace {
 
 using ::testing::HasSubstr;
-
-class RecordingTxSink : public TxSink {
- public:
-  void Completed(uint32_t lo, uint32_t hi) override {
-    MutexLock lock(mu_);
-    // Completions arrive in order here and must not overlap or skip.
-    EXPECT_EQ(lo, next_) << "completion gap";
-    EXPECT_LE(lo, hi);
-    next_ = hi + 1;
-    cv_.SignalAll();
-  }
-  void Closed(const absl::Status& why) override {
-    MutexLock lock(mu_);
-    closed_.push_back(why);
-    cv_.SignalAll();
-  }
-  // Waits until every id below `n` completed.
-  bool WaitCompleted(uint32_t n) {
-    MutexLock lock(mu_);
-    return cv_.AwaitFor(mu_, testing::kWait, [&] {
-      mu_.AssertHeld();
-      return next_ >= n;
-    });
-  }
-  bool WaitClosed() {
-    MutexLock lock(mu_);
-    return cv_.AwaitFor(mu_, testing::kWait, [&] {
-      mu_.AssertHeld();
-      return !closed_.empty();
-    });
-  }
-  uint32_t completed() const {
-    MutexLock lock(mu_);
-    return next_;
-  }
-  std::vector<absl::Status> closed() const {
-    MutexLock lock(mu_);
-    return closed_;
-  }
-
- private:
-  mutable Mutex mu_;
-  CondVar cv_;
-  uint32_t next_ ABSL_GUARDED_BY(mu_) = 0;
-  std::vector<absl::Status> closed_ ABSL_GUARDED_BY(mu_);
-};
 
 // A loopback listener standing for the remote receiver.
 class Peer {
@@ -124,7 +80,7 @@ class SimTxTest : public ::testing::Test {
         provider_->BindTx(TxBindSpec{.device = "sim0", .dmabuf = buf_->fd()});
     ASSERT_TRUE(b.ok()) << b.status();
     binding_ = std::move(*b);
-    sink_ = std::make_shared<RecordingTxSink>();
+    sink_ = std::make_unique<testing::DataPathPeer>(*binding_);
   }
 
   static constexpr uint64_t kSize = 1 << 20;
@@ -133,7 +89,7 @@ class SimTxTest : public ::testing::Test {
   std::unique_ptr<Dmabuf> buf_;
   DmabufMapping map_;
   std::unique_ptr<ProviderBinding> binding_;
-  std::shared_ptr<RecordingTxSink> sink_;
+  std::unique_ptr<testing::DataPathPeer> sink_;
 };
 
 TEST_F(SimTxTest, SendsArriveByteExactAndComplete) {
@@ -146,13 +102,13 @@ TEST_F(SimTxTest, SendsArriveByteExactAndComplete) {
   Peer peer;
   std::vector<uint8_t> received;
   std::thread reader([&] { received = peer.ReadAll(); });
-  ASSERT_TRUE(binding_->StartTx(peer.address(), sink_).ok());
+  ASSERT_TRUE(sink_->TxConnect(peer.address()).ok());
   std::vector<uint8_t> expected;
   const int sends = 50 + static_cast<int>(rng() % 50);
   for (int i = 0; i < sends; ++i) {
     const uint64_t off = rng() % kSize;
     const uint64_t len = 1 + rng() % std::min<uint64_t>(kSize - off, 200000);
-    absl::StatusOr<uint32_t> id = binding_->Send(off, len);
+    absl::StatusOr<uint32_t> id = sink_->TxSend(off, len);
     ASSERT_TRUE(id.ok()) << id.status();
     EXPECT_EQ(*id, static_cast<uint32_t>(i));
     expected.insert(expected.end(), mem + off, mem + off + len);
@@ -166,30 +122,28 @@ TEST_F(SimTxTest, SendsArriveByteExactAndComplete) {
   reader.join();
   ASSERT_EQ(received.size(), expected.size());
   EXPECT_TRUE(received == expected);
-  ASSERT_EQ(sink_->closed().size(), 1u);
-  EXPECT_EQ(sink_->closed()[0].code(), absl::StatusCode::kCancelled);
+  EXPECT_TRUE(sink_->WaitEof());  // the data path ends with the binding
+  EXPECT_TRUE(sink_->closed().empty());
 }
 
 TEST_F(SimTxTest, SendErrors) {
-  EXPECT_EQ(binding_->Send(0, 1).status().code(),
-            absl::StatusCode::kFailedPrecondition);  // before StartTx
-  EXPECT_EQ(binding_->StartTx("127.0.0.1:0", sink_).code(),
+  EXPECT_EQ(sink_->TxSend(0, 1).status().code(),
+            absl::StatusCode::kFailedPrecondition);  // before TxConnect
+  EXPECT_EQ(sink_->TxConnect("127.0.0.1:0").code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(StatusErrno(binding_->StartTx("localhost:80", sink_)), EINVAL);
-  EXPECT_EQ(binding_->StartTx("127.0.0.1:9", nullptr).code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(StatusErrno(sink_->TxConnect("localhost:80")), EINVAL);
   Peer peer;
-  ASSERT_TRUE(binding_->StartTx(peer.address(), sink_).ok());
-  EXPECT_EQ(binding_->StartTx(peer.address(), sink_).code(),
+  ASSERT_TRUE(sink_->TxConnect(peer.address()).ok());
+  EXPECT_EQ(sink_->TxConnect(peer.address()).code(),
             absl::StatusCode::kFailedPrecondition);
-  absl::Status s = binding_->Send(kSize - 10, 11).status();
+  absl::Status s = sink_->TxSend(kSize - 10, 11).status();
   EXPECT_EQ(StatusErrno(s), EFAULT);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(s.message()), HasSubstr("beyond"));
-  EXPECT_EQ(StatusErrno(binding_->Send(kSize, 1).status()), EFAULT);
-  EXPECT_EQ(StatusErrno(binding_->Send(1, ~uint64_t{0}).status()), EFAULT);
-  EXPECT_EQ(StatusErrno(binding_->Send(0, 0).status()), EINVAL);
-  absl::StatusOr<uint32_t> ok = binding_->Send(kSize - 10, 10);
+  EXPECT_EQ(StatusErrno(sink_->TxSend(kSize, 1).status()), EFAULT);
+  EXPECT_EQ(StatusErrno(sink_->TxSend(1, ~uint64_t{0}).status()), EFAULT);
+  EXPECT_EQ(StatusErrno(sink_->TxSend(0, 0).status()), EINVAL);
+  absl::StatusOr<uint32_t> ok = sink_->TxSend(kSize - 10, 10);
   ASSERT_TRUE(ok.ok());
   EXPECT_EQ(*ok, 0u);  // failed sends take no id
 }
@@ -201,44 +155,75 @@ TEST_F(SimTxTest, ConnectRefused) {
     Peer gone;
     address = gone.address();
   }
-  EXPECT_EQ(StatusErrno(binding_->StartTx(address, sink_)), ECONNREFUSED);
+  EXPECT_EQ(StatusErrno(sink_->TxConnect(address)), ECONNREFUSED);
 }
 
 TEST_F(SimTxTest, LinkDownClosesTheConnectionAndCompletesEverything) {
   Peer peer;
-  ASSERT_TRUE(binding_->StartTx(peer.address(), sink_).ok());
+  ASSERT_TRUE(sink_->TxConnect(peer.address()).ok());
   UniqueFd conn = peer.Accept();  // never read: sends pile up
   uint32_t sends = 0;
   for (; sends < 200; ++sends) {
-    ASSERT_TRUE(binding_->Send(0, kSize).ok());
+    ASSERT_TRUE(sink_->TxSend(0, kSize).ok());
   }
   ASSERT_TRUE(nic_->SetLinkUp("sim0", false).ok());
-  ASSERT_TRUE(sink_->WaitClosed());
+  ASSERT_TRUE(sink_->WaitClosed(1));
   const absl::Status why = sink_->closed()[0];
   EXPECT_EQ(why.code(), absl::StatusCode::kUnavailable) << why;
   EXPECT_EQ(StatusErrno(why), ENETDOWN);
   // Every send is completed: its buffer range is free again.
   EXPECT_TRUE(sink_->WaitCompleted(sends));
-  EXPECT_EQ(StatusErrno(binding_->Send(0, 1).status()), ENETDOWN);
+  EXPECT_EQ(StatusErrno(sink_->TxSend(0, 1).status()), ENETDOWN);
   binding_.reset();
-  EXPECT_EQ(sink_->closed().size(), 1u);  // no second Closed
+  EXPECT_TRUE(sink_->WaitEof());
+  EXPECT_EQ(sink_->closed().size(), 1u);  // no second kClosed
 }
 
-TEST_F(SimTxTest, StartTxOnADownLinkIsEnetdown) {
+TEST_F(SimTxTest, TxConnectOnADownLinkIsEnetdown) {
   Peer peer;
   ASSERT_TRUE(nic_->SetLinkUp("sim0", false).ok());
-  EXPECT_EQ(StatusErrno(binding_->StartTx(peer.address(), sink_)), ENETDOWN);
+  EXPECT_EQ(StatusErrno(sink_->TxConnect(peer.address())), ENETDOWN);
 }
 
 TEST_F(SimTxTest, DestroyWithSendsInFlight) {
   Peer peer;
-  ASSERT_TRUE(binding_->StartTx(peer.address(), sink_).ok());
+  ASSERT_TRUE(sink_->TxConnect(peer.address()).ok());
   UniqueFd conn = peer.Accept();  // never read
-  for (uint32_t i = 0; i < 100; ++i) ASSERT_TRUE(binding_->Send(0, kSize).ok());
-  binding_.reset();  // must not hang on the blocked send
-  EXPECT_EQ(sink_->completed(), 100u);
-  ASSERT_EQ(sink_->closed().size(), 1u);
-  EXPECT_EQ(sink_->closed()[0].code(), absl::StatusCode::kCancelled);
+  for (uint32_t i = 0; i < 100; ++i) ASSERT_TRUE(sink_->TxSend(0, kSize).ok());
+  binding_.reset();  // must not hang on the peer that does not read
+  EXPECT_TRUE(sink_->WaitEof());
+  EXPECT_TRUE(sink_->closed().empty());
+}
+
+TEST_F(SimTxTest, SendsQueueWhileThePeerDoesNotRead) {
+  Peer peer;
+  ASSERT_TRUE(sink_->TxConnect(peer.address()).ok());
+  UniqueFd conn = peer.Accept();  // not read yet
+  // Far more than the sockets hold: each send is answered at once.
+  constexpr uint32_t kSends = 64;
+  for (uint32_t i = 0; i < kSends; ++i) {
+    absl::StatusOr<uint32_t> id = sink_->TxSend(0, kSize);
+    ASSERT_TRUE(id.ok()) << id.status();
+    EXPECT_EQ(*id, i);
+  }
+  EXPECT_LT(sink_->completed(), kSends);
+  // The peer reads: everything is written and completed, in order.
+  uint64_t got = 0;
+  std::vector<uint8_t> buf(1 << 16);
+  while (got < kSends * kSize) {
+    const ssize_t n = ::recv(conn.get(), buf.data(), buf.size(), 0);
+    ASSERT_GT(n, 0);
+    got += static_cast<uint64_t>(n);
+  }
+  EXPECT_TRUE(sink_->WaitCompleted(kSends));
+}
+
+TEST_F(SimTxTest, RxRequestsOnATxDataPathAreErrors) {
+  sink_->SendRaw(simdp::Dontneed({}));
+  ASSERT_TRUE(sink_->WaitErrors(1));
+  EXPECT_EQ(sink_->errors()[0].code(), absl::StatusCode::kInvalidArgument);
+  Peer peer;
+  EXPECT_TRUE(sink_->TxConnect(peer.address()).ok());  // still usable
 }
 
 }  // namespace

@@ -2,7 +2,13 @@
 // quotas, authorization, redaction, session close.
 #include "server/broker.h"
 
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include <map>
 #include <memory>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/escaping.h"
 #include "client/dmabuf/dmabuf.h"
@@ -15,14 +21,24 @@ namespace {
 
 using testing::FakeProvider;
 
-class NullSink : public SessionSink {
+// Records what the broker sends a session; can refuse the data-path fd.
+class RecordingSink : public SessionSink {
  public:
-  bool SendFrags(uint32_t, absl::Span<const uapi::DmabufCmsg>,
-                 const std::atomic<bool>&) override {
-    return true;
+  absl::Status SendDataPath(uint32_t id, BorrowedFd fd) override {
+    absl::MutexLock l(&mu_);
+    if (refuse_data_path) return absl::UnavailableError("sink refused");
+    // The sink must not keep the broker's fd: keep a dup, as the socket does.
+    data_paths[id] = UniqueFd(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 0));
+    return absl::OkStatus();
   }
-  void SendTxCompletion(uint32_t, uint32_t, uint32_t) override {}
-  void SendBindingClosed(uint32_t, const absl::Status&) override {}
+  void SendBindingClosed(uint32_t id, const absl::Status& why) override {
+    absl::MutexLock l(&mu_);
+    closed.emplace_back(id, why);
+  }
+  absl::Mutex mu_;
+  bool refuse_data_path = false;
+  std::map<uint32_t, UniqueFd> data_paths;
+  std::vector<std::pair<uint32_t, absl::Status>> closed;
 };
 
 UniqueFd Buf(uint64_t size = 1 << 20) {
@@ -50,8 +66,8 @@ class BrokerTest : public ::testing::Test {
     Caller caller;
   };
   Sess Open(uid_t uid, pid_t pid = 42) {
-    auto g = broker_->OpenSession({pid, uid, uid}, "test",
-                                  std::make_shared<NullSink>());
+    sink_ = std::make_shared<RecordingSink>();
+    auto g = broker_->OpenSession({pid, uid, uid}, "test", sink_);
     EXPECT_TRUE(g.ok()) << g.status();
     auto c = broker_->Authenticate(g->id, g->secret);
     EXPECT_TRUE(c.ok()) << c.status();
@@ -78,6 +94,7 @@ class BrokerTest : public ::testing::Test {
   FakeClock clock_;
   FakeProvider provider_;
   std::unique_ptr<Broker> broker_;
+  std::shared_ptr<RecordingSink> sink_;  // of the last Open()
 };
 
 TEST_F(BrokerTest, AllowlistAndRoot) {
@@ -163,6 +180,49 @@ TEST_F(BrokerTest, EveryFailingStepUnwinds) {
     ASSERT_TRUE(broker_->Bind(s.caller, Rx(Ticket(s), 1)).ok());
   }
   EXPECT_EQ(provider_.state().bindings.load(), 3);
+}
+
+TEST_F(BrokerTest, DataPathGoesToTheSessionAndTheBrokerKeepsNoCopy) {
+  provider_.state().data_paths = true;
+  Sess s = Open(1000);
+  auto b = broker_->Bind(s.caller, Rx(Ticket(s), 1));
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_TRUE(b->data_path);
+  EXPECT_EQ(b->endpoint, "127.0.0.1:9");
+  {
+    absl::MutexLock l(&sink_->mu_);
+    ASSERT_EQ(sink_->data_paths.count(b->id), 1u);
+    EXPECT_TRUE(sink_->data_paths[b->id].ok());
+  }
+  // Unbind tells the session, which then reads EOF on the data path.
+  ASSERT_TRUE(broker_->Unbind(s.caller, b->id).ok());
+  absl::MutexLock l(&sink_->mu_);
+  ASSERT_EQ(sink_->closed.size(), 1u);
+  EXPECT_EQ(sink_->closed[0].first, b->id);
+  EXPECT_THAT(std::string(sink_->closed[0].second.message()),
+              ::testing::HasSubstr("unbind"));
+  char c;
+  EXPECT_EQ(::recv(sink_->data_paths[b->id].get(), &c, 1, MSG_DONTWAIT), 0);
+}
+
+TEST_F(BrokerTest, AFailedDataPathHandoverUnwindsTheBind) {
+  provider_.state().data_paths = true;
+  Sess s = Open(1000);
+  sink_->refuse_data_path = true;
+  BindParams p = Rx(Ticket(s), 2);
+  p.flows.push_back({.dst_port = 5201});
+  auto b = broker_->Bind(s.caller, p);
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(b.status().message()),
+              ::testing::HasSubstr("data-path handover"));
+  ExpectNothingHeld();
+  EXPECT_TRUE(broker_->ListBindings(s.caller, true).bindings.empty());
+  sink_->refuse_data_path = false;
+  // The quota was given back: the full allowance still fits.
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(broker_->Bind(s.caller, Rx(Ticket(s), 2)).ok());
+  }
 }
 
 TEST_F(BrokerTest, QuotasNameTheLimit) {

@@ -7,11 +7,15 @@
 #ifndef DEVMEM_TESTS_SERVER_FAKE_PROVIDER_H_
 #define DEVMEM_TESTS_SERVER_FAKE_PROVIDER_H_
 
+#include <sys/socket.h>
+
 #include <atomic>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -23,7 +27,7 @@ namespace devmem::testing {
 
 class FakeProvider : public Provider {
  public:
-  enum class Fail { kNone, kPrepare, kBindRx, kBindTx, kAddFlow, kStartRx };
+  enum class Fail { kNone, kPrepare, kBindRx, kBindTx, kAddFlow };
 
   struct State {
     absl::Mutex mu;
@@ -33,6 +37,9 @@ class FakeProvider : public Provider {
     std::atomic<int> preparations{0};
     std::atomic<int> bindings{0};
     std::atomic<int> flows{0};
+    // Each binding makes a data path (a socketpair, as the sim does); the
+    // fake keeps its own end until the binding goes.
+    bool data_paths = false;
   };
 
   explicit FakeProvider(std::map<std::string, uint32_t> devices = {{"fake0",
@@ -111,6 +118,13 @@ class FakeProvider : public Provider {
           rx_(rx),
           queues_(std::move(queues)) {
       ++s_->bindings;
+      if (s_->data_paths) {
+        int sv[2];
+        if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0) {
+          own_end_ = UniqueFd(sv[0]);
+          data_path_ = DataPath{UniqueFd(sv[1]), rx_ ? "127.0.0.1:9" : ""};
+        }
+      }
     }
     ~Binding() override {
       absl::MutexLock l(&s_->mu);
@@ -147,20 +161,8 @@ class FakeProvider : public Provider {
       s.id = id_;
       return s;
     }
-    absl::StatusOr<std::string> RxEndpoint() const override {
-      return absl::UnimplementedError("fake: no data path");
-    }
-    absl::Status StartRx(std::shared_ptr<RxSink>) override {
-      return absl::UnimplementedError("fake");
-    }
-    TokenRelease ReturnTokens(absl::Span<const TokenRange>) override {
-      return TokenRelease{0, 0, absl::OkStatus()};
-    }
-    absl::Status StartTx(std::string_view, std::shared_ptr<TxSink>) override {
-      return absl::UnimplementedError("fake");
-    }
-    absl::StatusOr<uint32_t> Send(uint64_t, uint64_t) override {
-      return absl::UnimplementedError("fake");
+    std::optional<DataPath> TakeDataPath() override {
+      return std::exchange(data_path_, std::nullopt);
     }
     std::shared_ptr<Region> region() const override { return nullptr; }
 
@@ -170,6 +172,8 @@ class FakeProvider : public Provider {
     const std::string dev_;
     const bool rx_;
     const std::vector<uint32_t> queues_;
+    UniqueFd own_end_;
+    std::optional<DataPath> data_path_;
   };
 
   absl::StatusOr<std::unique_ptr<ProviderBinding>> BindRx(

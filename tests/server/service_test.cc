@@ -16,6 +16,7 @@
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
+#include "pool/token_range.h"
 #include "providers/sim/sim_provider.h"
 #include "server/config.h"
 #include "server/daemon.h"
@@ -23,6 +24,7 @@
 #include "session/fdsock_client.h"
 #include "session/fdsock_codec.h"
 #include "tests/server/test_util.h"
+#include "tests/testing/data_path_peer.h"
 
 namespace devmem::server {
 namespace {
@@ -146,39 +148,48 @@ TEST_F(ServiceTest, BindReceiveReturnUnbind) {
   EXPECT_EQ(b->chunk_size(), 4096u);
   ASSERT_FALSE(b->endpoint().empty());
 
-  // Bytes sent to the endpoint land in the dmabuf and come back as frags.
+  EXPECT_TRUE(b->data_path());
+
+  // The data path came over the session, before the Bind reply, with its fd.
+  auto ev = s->NextEvent(absl::ZeroDuration());
+  ASSERT_TRUE(ev.ok()) << ev.status();
+  ASSERT_TRUE(ev->has_value()) << "no DataPath before the Bind reply";
+  ASSERT_TRUE((*ev)->message.has_data_path());
+  EXPECT_EQ((*ev)->message.data_path().binding_id(), b->id());
+  EXPECT_EQ((*ev)->message.request_id(), 0u);
+  ASSERT_TRUE((*ev)->fd.ok());
+  devmem::testing::DataPathPeer dp(std::move((*ev)->fd));
+
+  // Bytes sent to the endpoint land in the dmabuf and come back as frags on
+  // the binding's own data path; the session carries none of them.
   std::string payload(10000, '\0');
   for (size_t i = 0; i < payload.size(); ++i) payload[i] = char('a' + i % 26);
   UniqueFd tcp = devmem::testing::SendTcp(b->endpoint(), payload);
   ASSERT_TRUE(tcp.ok());
   auto map = buf->Map();
   ASSERT_TRUE(map.ok());
+  ASSERT_TRUE(dp.WaitBytes(payload.size()));
   std::string got;
-  std::vector<TokenRange> tokens;
-  while (got.size() < payload.size()) {
-    auto ev = s->NextEvent(absl::Seconds(10));
-    ASSERT_TRUE(ev.ok()) << ev.status();
-    ASSERT_TRUE(ev->has_value()) << "no frags in 10 s";
-    ASSERT_TRUE((*ev)->has_rx_frags());
-    EXPECT_EQ((*ev)->rx_frags().binding_id(), b->id());
-    auto frags = fdsock::UnpackFrags((*ev)->rx_frags().frags());
-    ASSERT_TRUE(frags.ok());
-    for (const uapi::DmabufCmsg& f : *frags) {
-      EXPECT_EQ(f.dmabuf_id, b->id());
-      got.append(reinterpret_cast<const char*>(map->data()) + f.frag_offset,
-                 f.frag_size);
-      tokens.push_back({f.frag_token, 1});
-    }
+  std::vector<Token> tokens;
+  for (const uapi::DmabufCmsg& f : dp.Take()) {
+    EXPECT_EQ(f.dmabuf_id, b->id());
+    got.append(reinterpret_cast<const char*>(map->data()) + f.frag_offset,
+               f.frag_size);
+    tokens.push_back(f.frag_token);
   }
   EXPECT_EQ(got, payload);
-  auto ret = s->ReturnTokens(b->id(), tokens);
-  ASSERT_TRUE(ret.ok()) << ret.status();
-  EXPECT_EQ(ret->freed(), tokens.size());
-  EXPECT_EQ(ret->rejected(), 0u);
+  const std::vector<std::vector<TokenRange>> releases = CoalesceTokens(tokens);
+  ASSERT_EQ(releases.size(), 1u);
+  TokenRelease ret = dp.Dontneed(releases[0]);
+  ASSERT_TRUE(ret.status.ok()) << ret.status;
+  EXPECT_EQ(ret.freed, tokens.size());
+  EXPECT_EQ(ret.rejected, 0u);
   // Returning them again is rejected without disturbing anything.
-  ret = s->ReturnTokens(b->id(), tokens);
-  ASSERT_TRUE(ret.ok());
-  EXPECT_EQ(ret->rejected(), tokens.size());
+  ret = dp.Dontneed(releases[0]);
+  EXPECT_EQ(ret.rejected, tokens.size());
+  auto none = s->NextEvent(absl::ZeroDuration());
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value()) << "the session carried data-path traffic";
 
   {
     grpc::ClientContext ctx;
@@ -203,6 +214,12 @@ TEST_F(ServiceTest, BindReceiveReturnUnbind) {
   EXPECT_EQ(uresp.binding().release_reason(), "unbind");
   EXPECT_TRUE(WaitFor(
       [&] { return Get(b->id(), *s).state() == v1::BINDING_STATE_RELEASED; }));
+  // The data path reads EOF; the session heard why.
+  EXPECT_TRUE(dp.WaitEof());
+  auto closed = s->NextEvent(absl::Seconds(10));
+  ASSERT_TRUE(closed.ok() && closed->has_value());
+  ASSERT_TRUE((*closed)->message.has_binding_closed());
+  EXPECT_EQ((*closed)->message.binding_closed().binding_id(), b->id());
 }
 
 TEST_F(ServiceTest, AuthenticationAndLocality) {
@@ -376,13 +393,17 @@ TEST_F(ServiceTest, BadInputOnFdSocketGetsClearErrorsAndLeaksNothing) {
     p.Send(bogus);
     EXPECT_EQ(p.Reply(), "unexpected_type");
     v1::FdMessage with_fd;
-    with_fd.mutable_return_tokens();
+    with_fd.mutable_hello();
     p.Send(with_fd, {buf->fd()});
     EXPECT_EQ(p.Reply(), "unexpected_fd");
-    v1::FdMessage rt;
-    rt.mutable_return_tokens()->set_binding_id(12345);
-    p.Send(rt);
-    EXPECT_EQ(p.Reply(), "bad_request");
+    v1::FdMessage from_daemon;
+    from_daemon.mutable_data_path()->set_binding_id(12345);
+    p.Send(from_daemon);
+    EXPECT_EQ(p.Reply(), "unexpected_type");
+    // A field number the data path used to have (ReturnTokens, 16) is now
+    // unknown: answered, nothing else happens.
+    p.SendBytes(std::string("\x08\x07\x82\x01\x00", 5));
+    EXPECT_EQ(p.Reply(), "unknown_type");
     // After all that the session still works.
     p.Send(RawPeer::Register(), {buf->fd()});
     v1::FdMessage t;

@@ -16,7 +16,9 @@
 #include "absl/strings/str_cat.h"
 #include "base/errno_status.h"
 #include "base/log.h"
+#include "base/sim_datapath.h"
 #include "base/uapi.h"
+#include "pool/token_range.h"
 
 namespace devmem::sim_internal {
 namespace {
@@ -26,8 +28,12 @@ namespace {
 // of small messages does not make us allocate and free many chunks.
 constexpr uint32_t kReadBytes = 256 << 10;
 constexpr uint32_t kMaxChunksPerRead = 64;
-// Receive calls per wake-up before the thread looks at its eventfd again.
+// Receive calls per wake-up before the thread looks at its eventfd and the
+// job again; their frags go out as one packet.
 constexpr int kReadsPerWake = 16;
+static_assert(kReadsPerWake * kMaxChunksPerRead <= simdp::kMaxFragsPerPacket);
+// Packets from the job served per wake-up.
+constexpr int kJobPacketsPerWake = 64;
 
 }  // namespace
 
@@ -40,7 +46,7 @@ RxPath::RxPath(RxPathOptions options)
       link_up_(options_.link_up),
       scratch_chunks_(max_chunks_per_read_),
       scratch_iov_(max_chunks_per_read_) {
-  scratch_frags_.reserve(max_chunks_per_read_);
+  scratch_frags_.reserve(kReadsPerWake * max_chunks_per_read_);
 }
 
 absl::StatusOr<std::unique_ptr<RxPath>> RxPath::Create(RxPathOptions options) {
@@ -70,6 +76,14 @@ absl::StatusOr<std::unique_ptr<RxPath>> RxPath::Create(RxPathOptions options) {
     return ErrnoStatus(absl::StrCat(name, ": getsockname"));
   }
   path->endpoint_ = absl::StrCat("127.0.0.1:", ntohs(addr.sin_port));
+  UniqueFd job_end;
+  absl::StatusOr<DpSocket> dp = DpSocket::Create(name, &job_end);
+  if (!dp.ok()) return dp.status();
+  path->dp_ = *std::move(dp);
+  {
+    MutexLock lock(path->mu_);
+    path->job_end_ = std::move(job_end);
+  }
   RxPath* raw = path.get();
   path->thread_ = std::thread([raw] { raw->Run(); });
   return path;
@@ -81,6 +95,8 @@ void RxPath::Stop() {
   stop_.store(true);
   Wake();
   if (thread_.joinable()) thread_.join();
+  dp_.Close();  // the job reads EOF
+  listener_.reset();
 }
 
 void RxPath::Wake() {
@@ -89,33 +105,9 @@ void RxPath::Wake() {
   (void)!::write(event_.get(), &one, sizeof(one));
 }
 
-absl::Status RxPath::StartRx(std::shared_ptr<RxSink> sink) {
-  if (sink == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(options_.name, ": StartRx: null sink"));
-  }
-  {
-    MutexLock lock(mu_);
-    if (sink_ != nullptr) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(options_.name,
-                       ": StartRx: already started (one sink "
-                       "per binding)"));
-    }
-    sink_ = std::move(sink);
-  }
-  Wake();
-  return absl::OkStatus();
-}
-
-TokenRelease RxPath::ReturnTokens(absl::Span<const TokenRange> ranges) {
-  TokenRelease release = options_.region->ReleaseTokens(borrower(), ranges);
-  // seq_cst pairs with the thread's store(true) before its last allocation
-  // attempt: either that attempt sees these chunks or we see the flag.
-  if (release.freed > 0 && stalled_.load() && stalled_.exchange(false)) {
-    Wake();
-  }
-  return release;
+UniqueFd RxPath::TakeJobEnd() {
+  MutexLock lock(mu_);
+  return std::move(job_end_);
 }
 
 void RxPath::SetLinkUp(bool up) {
@@ -132,24 +124,23 @@ RxPathCounters RxPath::Counters() const {
   return c;
 }
 
-bool RxPath::Receive(int conn, RxSink& sink, bool& dry) {
+RxPath::Received RxPath::Receive(int conn) {
   Region& region = *options_.region;
   std::vector<Chunk>& chunks = scratch_chunks_;
   std::vector<iovec>& iov = scratch_iov_;
   std::vector<uapi::DmabufCmsg>& frags = scratch_frags_;
+  frags.clear();
+  Received result = Received::kMore;
+  absl::Status ended;
   for (int round = 0; round < kReadsPerWake; ++round) {
     size_t n = region.AllocBulk(absl::MakeSpan(chunks));
     if (n == 0) {
-      // Dry. Announce it before the last try, so a ReturnTokens racing with
-      // us either frees in time for Alloc() or sees the flag and wakes us.
-      stalled_.store(true);
       absl::StatusOr<Chunk> one = region.Alloc();  // counts alloc_failed
       if (!one.ok()) {
         alloc_fail_.fetch_add(1, std::memory_order_relaxed);
-        dry = true;
-        return true;
+        result = Received::kDry;
+        break;
       }
-      stalled_.store(false);
       chunks[0] = *one;
       n = 1;
     }
@@ -162,16 +153,16 @@ bool RxPath::Receive(int conn, RxSink& sink, bool& dry) {
     const int err = errno;
     if (got <= 0) {
       (void)region.UnrefBulk(absl::MakeConstSpan(chunks.data(), n));
-      if (got < 0 && (err == EAGAIN || err == EINTR)) return true;
-      sink.Closed(
-          got == 0 ? absl::OkStatus()
-                   : ErrnoToStatus(err, absl::StrCat(options_.name, ": recv")));
-      return false;
+      if (got < 0 && (err == EAGAIN || err == EINTR)) break;
+      result = Received::kEnded;
+      if (got < 0) {
+        ended = ErrnoToStatus(err, absl::StrCat(options_.name, ": recv"));
+      }
+      break;
     }
     const uint64_t bytes = static_cast<uint64_t>(got);
     const size_t used =
         static_cast<size_t>((bytes + chunk_size_ - 1) >> chunk_shift_);
-    frags.clear();
     uint64_t left = bytes;
     for (size_t i = 0; i < used; ++i) {
       absl::StatusOr<Token> token = region.Lend(chunks[i], borrower());
@@ -193,31 +184,88 @@ bool RxPath::Receive(int conn, RxSink& sink, bool& dry) {
     bytes_.fetch_add(bytes, std::memory_order_relaxed);
     frags_.fetch_add(used, std::memory_order_relaxed);
     packets_.fetch_add(1, std::memory_order_relaxed);
-    sink.Deliver(frags);
-    if (used < n) return true;  // the socket had no more for now
+    if (used < n) break;  // the socket had no more for now
   }
-  return true;
+  if (!frags.empty()) dp_.Send(simdp::RxFrags(frags));
+  if (result == Received::kEnded) {
+    dp_.Send(simdp::StatusPacket(simdp::Type::kClosed, ended));
+  }
+  return result;
+}
+
+bool RxPath::ServeJob() {
+  bool returned = false;
+  for (int i = 0; i < kJobPacketsPerWake && dp_.open() && dp_.events() & POLLIN;
+       ++i) {
+    bool truncated = false;
+    const DpSocket::Read r =
+        dp_.Recv(&scratch_in_, simdp::kMaxPacketBytes, &truncated);
+    if (r != DpSocket::Read::kPacket) break;
+    if (truncated) {
+      dp_.Send(simdp::StatusPacket(
+          simdp::Type::kError,
+          absl::InvalidArgumentError(absl::StrCat(
+              options_.name, ": data-path packet longer than ",
+              simdp::kMaxPacketBytes, " bytes; nothing changed"))));
+      continue;
+    }
+    absl::StatusOr<simdp::Packet> p = simdp::Parse(scratch_in_);
+    if (p.ok() && p->type != simdp::Type::kDontneed) {
+      p = absl::InvalidArgumentError(
+          absl::StrCat(simdp::TypeName(static_cast<uint16_t>(p->type)),
+                       " is not taken by an RX binding's data path"));
+    }
+    if (!p.ok()) {
+      dp_.Send(simdp::StatusPacket(
+          simdp::Type::kError,
+          WithContext(p.status(),
+                      absl::StrCat(options_.name, ": nothing changed"))));
+      continue;
+    }
+    // struct dmabuf_token and TokenRange share one layout.
+    std::vector<TokenRange> ranges(p->count);
+    std::memcpy(ranges.data(), p->units.data(), p->units.size());
+    const TokenRelease rel = options_.region->ReleaseTokens(borrower(), ranges);
+    returned |= rel.freed > 0;
+    dp_.Send(simdp::DontneedDonePacket(rel.freed, rel.rejected, rel.status));
+  }
+  return returned;
+}
+
+void RxPath::JobGone() {
+  dp_.Close();
+  const uint64_t tokens = options_.region->ReleaseAllTokens(borrower());
+  listener_.reset();  // no socket takes the flow any more: refused
+  DEVMEM_LOG(kInfo, "sim_data_path_closed")
+      .Kv("binding", options_.name)
+      .Kv("tokens_released", tokens);
 }
 
 void RxPath::Run() {
-  std::shared_ptr<RxSink> sink;
   UniqueFd conn;
   bool dry = false;
   bool link_up = link_up_.load();
   const std::string& name = options_.name;
   while (true) {
-    pollfd fds[3];
+    pollfd fds[4];
     nfds_t nfds = 0;
     fds[nfds++] = pollfd{event_.get(), POLLIN, 0};
+    int dp_at = -1;
     int listen_at = -1;
     int conn_at = -1;
-    if (link_up && !conn.ok()) {
-      listen_at = static_cast<int>(nfds);
-      fds[nfds++] = pollfd{listener_.get(), POLLIN, 0};
-    }
-    if (link_up && conn.ok() && sink != nullptr && !dry) {
-      conn_at = static_cast<int>(nfds);
-      fds[nfds++] = pollfd{conn.get(), POLLIN, 0};
+    if (dp_.open()) {
+      dp_at = static_cast<int>(nfds);
+      fds[nfds++] = pollfd{dp_.fd(), dp_.events(), 0};
+      if (link_up && !conn.ok()) {
+        listen_at = static_cast<int>(nfds);
+        fds[nfds++] = pollfd{listener_.get(), POLLIN, 0};
+      }
+      // Frags wait in the socket (TCP backpressure) while the pool is dry
+      // or the job has not read what was sent.
+      if (link_up && conn.ok() && !dry && !dp_.backlogged()) {
+        conn_at = static_cast<int>(nfds);
+        fds[nfds++] = pollfd{conn.get(), POLLIN, 0};
+      }
     }
     if (::poll(fds, nfds, -1) < 0) {
       if (errno == EINTR) continue;
@@ -230,20 +278,26 @@ void RxPath::Run() {
       uint64_t value;
       (void)!::read(event_.get(), &value, sizeof(value));
       if (stop_.load()) break;
-      if (sink == nullptr) {
-        MutexLock lock(mu_);
-        sink = sink_;
-      }
       link_up = link_up_.load();
       if (!link_up && conn.ok()) {
         conn.reset();
-        if (sink != nullptr) {
-          sink->Closed(
-              ErrnoToStatus(ENETDOWN, absl::StrCat(name, ": link down")));
-        }
+        dp_.Send(simdp::StatusPacket(
+            simdp::Type::kClosed,
+            ErrnoToStatus(ENETDOWN, absl::StrCat(name, ": link down"))));
       }
-      dry = false;  // tokens may have come back: try again
-      continue;     // the poll set may have changed
+      continue;  // the poll set may have changed
+    }
+    if (dp_at >= 0 && fds[dp_at].revents != 0) {
+      const short rev = fds[dp_at].revents;
+      if (rev & POLLOUT) dp_.Flush();
+      if ((rev & (POLLIN | POLLRDHUP | POLLHUP | POLLERR)) && ServeJob()) {
+        dry = false;  // tokens came back: try again
+      }
+      if (!dp_.open()) {
+        conn.reset();
+        JobGone();
+        continue;
+      }
     }
     if (listen_at >= 0 && fds[listen_at].revents != 0) {
       conn = UniqueFd(::accept4(listener_.get(), nullptr, nullptr,
@@ -251,13 +305,21 @@ void RxPath::Run() {
       // EAGAIN (the peer went away first) just leaves us listening.
     }
     if (conn_at >= 0 && fds[conn_at].revents != 0) {
-      if (!Receive(conn.get(), *sink, dry)) conn.reset();
+      switch (Receive(conn.get())) {
+        case Received::kMore:
+          break;
+        case Received::kDry:
+          dry = true;
+          break;
+        case Received::kEnded:
+          conn.reset();
+          break;
+      }
+      if (!dp_.open()) {
+        conn.reset();
+        JobGone();
+      }
     }
-  }
-  conn.reset();
-  if (sink != nullptr) {
-    sink->Closed(
-        absl::CancelledError(absl::StrCat(name, ": binding released")));
   }
 }
 

@@ -1,10 +1,11 @@
 // RxPath: the simulated NIC's receive path of one RX binding: a loopback TCP
-// listener standing for the steered flow and one thread that receives into
-// chunks of the binding's Region and delivers dmabuf_cmsg records to the
-// sink. See providers/sim/sim_provider.h for the behaviour; this is internal.
+// listener standing for the steered flow, the binding's data-path socket
+// (base/sim_datapath.h) and one thread serving both. The thread receives
+// into chunks of the binding's Region, lends each filled chunk as a token,
+// sends the frag records to the job and takes tokens back from it. See
+// providers/sim/sim_provider.h for the behaviour; this is internal.
 //
-// Thread safety: every public method is thread-safe. The sink is called on
-// the path's thread without any lock held.
+// Thread safety: every public method is thread-safe.
 #ifndef DEVMEM_PROVIDERS_SIM_INTERNAL_RX_PATH_H_
 #define DEVMEM_PROVIDERS_SIM_INTERNAL_RX_PATH_H_
 
@@ -21,12 +22,11 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/types/span.h"
 #include "base/mutex.h"
 #include "base/uapi.h"
 #include "base/unique_fd.h"
 #include "pool/region.h"
-#include "providers/provider.h"
+#include "providers/sim/internal/dp_socket.h"
 
 namespace devmem::sim_internal {
 
@@ -47,52 +47,55 @@ struct RxPathCounters {
 
 class RxPath {
  public:
-  // Opens the listener and starts the thread. Errors: the socket call's
-  // errno.
+  // Opens the listener and the data-path socket and starts the thread.
+  // Errors: the socket calls' errno.
   static absl::StatusOr<std::unique_ptr<RxPath>> Create(RxPathOptions options);
   RxPath(const RxPath&) = delete;
   RxPath& operator=(const RxPath&) = delete;
-  // Stops and joins the thread; closes the endpoint. Tokens stay lent (the
-  // binding releases them).
+  // Stops and joins the thread; closes the endpoint and the sim's end of
+  // the data path (the job reads EOF). Tokens stay lent (the binding
+  // releases them).
   ~RxPath();
-  // What the destructor does, early (idempotent): after it, no sink call
-  // and no byte more.
+  // What the destructor does, early (idempotent).
   void Stop();
 
   const std::string& endpoint() const { return endpoint_; }
   // The borrower id tokens are lent under (the binding id).
   BorrowerId borrower() const { return options_.binding_id; }
+  // The job's end of the data path; invalid after the first call.
+  UniqueFd TakeJobEnd();
 
-  // FailedPrecondition if a sink was already given; InvalidArgument for null.
-  absl::Status StartRx(std::shared_ptr<RxSink> sink);
-  TokenRelease ReturnTokens(absl::Span<const TokenRange> ranges);
   void SetLinkUp(bool up);
   RxPathCounters Counters() const;
 
  private:
+  enum class Received { kMore, kDry, kEnded };
+
   explicit RxPath(RxPathOptions options);
   void Run();
   void Wake();
-  // Receives what the socket holds (bounded); false when the connection
-  // ended (it was closed and the sink told).
-  bool Receive(int conn, RxSink& sink, bool& dry);
+  // Receives what `conn` holds (bounded) and sends the frags as one packet.
+  Received Receive(int conn);
+  // Serves what the job sent (token returns); true when tokens came back.
+  bool ServeJob();
+  // The job closed its end: every token it holds goes back, and no flow is
+  // accepted any more.
+  void JobGone();
 
   const RxPathOptions options_;
   const uint32_t chunk_size_;
   const uint32_t chunk_shift_;
   const uint32_t max_chunks_per_read_;
-  UniqueFd listener_;
-  UniqueFd event_;  // eventfd: stop, sink, link change, tokens returned
+  UniqueFd listener_;  // the thread's once running
+  UniqueFd event_;     // eventfd: stop, link change
   std::string endpoint_;
+  DpSocket dp_;  // the thread's once running
 
   Mutex mu_;
-  std::shared_ptr<RxSink> sink_ ABSL_GUARDED_BY(mu_);
+  UniqueFd job_end_ ABSL_GUARDED_BY(mu_);
 
   std::atomic<bool> stop_{false};
   std::atomic<bool> link_up_;
-  // Set by the thread while the pool is dry; whoever returns tokens then
-  // wakes it.
-  std::atomic<bool> stalled_{false};
 
   std::atomic<uint64_t> bytes_{0};
   std::atomic<uint64_t> frags_{0};
@@ -103,6 +106,7 @@ class RxPath {
   std::vector<Chunk> scratch_chunks_;
   std::vector<iovec> scratch_iov_;
   std::vector<uapi::DmabufCmsg> scratch_frags_;
+  std::string scratch_in_;
 
   std::thread thread_;  // last: starts after everything above exists
 };

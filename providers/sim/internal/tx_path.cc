@@ -1,215 +1,260 @@
 #include "providers/sim/internal/tx_path.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <utility>
-#include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/errno_status.h"
+#include "base/host_port.h"
+#include "base/log.h"
 
 namespace devmem::sim_internal {
 namespace {
 
-// Parses "A.B.C.D:PORT" or "[v6]:PORT" into `ss`.
-bool ParsePeer(absl::string_view peer, sockaddr_storage* ss, socklen_t* len) {
-  const size_t colon = peer.rfind(':');
-  if (colon == absl::string_view::npos) return false;
-  absl::string_view host = peer.substr(0, colon);
-  uint32_t port = 0;
-  if (!absl::SimpleAtoi(peer.substr(colon + 1), &port) || port == 0 ||
-      port > 65535) {
-    return false;
-  }
-  *ss = {};
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    const std::string h(host.substr(1, host.size() - 2));
-    auto* a6 = reinterpret_cast<sockaddr_in6*>(ss);
-    if (::inet_pton(AF_INET6, h.c_str(), &a6->sin6_addr) != 1) return false;
-    a6->sin6_family = AF_INET6;
-    a6->sin6_port = htons(static_cast<uint16_t>(port));
-    *len = sizeof(*a6);
-    return true;
-  }
-  const std::string h(host);
-  auto* a4 = reinterpret_cast<sockaddr_in*>(ss);
-  if (::inet_pton(AF_INET, h.c_str(), &a4->sin_addr) != 1) return false;
-  a4->sin_family = AF_INET;
-  a4->sin_port = htons(static_cast<uint16_t>(port));
-  *len = sizeof(*a4);
-  return true;
-}
+// Packets from the job taken per wake-up.
+constexpr int kJobPacketsPerWake = 64;
 
 }  // namespace
 
 TxPath::TxPath(TxPathOptions options)
     : options_(std::move(options)), link_up_(options_.link_up) {}
 
-TxPath::~TxPath() {
-  Stop();
-  if (fd_ >= 0) ::close(fd_);
+absl::StatusOr<std::unique_ptr<TxPath>> TxPath::Create(TxPathOptions options) {
+  std::unique_ptr<TxPath> path(new TxPath(std::move(options)));
+  const std::string& name = path->options_.name;
+  path->event_ = UniqueFd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!path->event_.ok()) return ErrnoStatus(absl::StrCat(name, ": eventfd"));
+  UniqueFd job_end;
+  absl::StatusOr<DpSocket> dp = DpSocket::Create(name, &job_end);
+  if (!dp.ok()) return dp.status();
+  path->dp_ = *std::move(dp);
+  {
+    MutexLock lock(path->mu_);
+    path->job_end_ = std::move(job_end);
+  }
+  TxPath* raw = path.get();
+  path->thread_ = std::thread([raw] { raw->Run(); });
+  return path;
 }
+
+TxPath::~TxPath() { Stop(); }
 
 void TxPath::Stop() {
-  {
-    MutexLock lock(mu_);
-    stop_ = true;
-    cv_.SignalAll();
-    // Unblocks a send() stuck on a peer that does not read.
-    if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
-  }
+  stop_.store(true);
+  Wake();
   if (thread_.joinable()) thread_.join();
+  dp_.Close();  // the job reads EOF
+  tcp_.reset();
+  queue_.clear();
 }
 
-absl::Status TxPath::Start(std::string_view peer_view,
-                           std::shared_ptr<TxSink> sink) {
-  const std::string peer(peer_view);
-  const std::string& name = options_.name;
-  sockaddr_storage ss;
-  socklen_t len = 0;
-  if (sink == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(name, ": StartTx: null sink"));
-  }
-  if (!ParsePeer(peer, &ss, &len)) {
-    return ErrnoToStatus(
-        EINVAL, absl::StrCat(name, ": StartTx: bad peer \"", peer,
-                             "\" (want 127.0.0.1:PORT or [::1]:PORT)"));
-  }
-  MutexLock lock(mu_);
-  if (started_) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(name, ": StartTx: already started"));
-  }
-  if (!link_up_) {
-    return ErrnoToStatus(ENETDOWN, absl::StrCat(name, ": StartTx: link down"));
-  }
-  UniqueFd fd(::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd.ok()) return ErrnoStatus(absl::StrCat(name, ": StartTx: socket"));
-  // Loopback connects complete (or fail) at once; no lock is held for long.
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) {
-    return ErrnoStatus(absl::StrCat(name, ": StartTx: connect ", peer));
-  }
-  fd_ = fd.release();
-  started_ = true;
-  thread_ = std::thread(
-      [this, sink = std::move(sink)]() mutable { Run(std::move(sink)); });
-  return absl::OkStatus();
+void TxPath::Wake() {
+  const uint64_t one = 1;
+  (void)!::write(event_.get(), &one, sizeof(one));
 }
 
-absl::StatusOr<uint32_t> TxPath::Send(uint64_t offset, uint64_t length) {
-  const std::string& name = options_.name;
-  if (length == 0) {
-    return ErrnoToStatus(EINVAL, absl::StrCat(name, ": send: length 0"));
-  }
-  if (offset >= options_.size || length > options_.size - offset) {
-    return ErrnoToStatus(
-        EFAULT, absl::StrCat(name, ": send [", offset, ", +", length,
-                             ") beyond the ", options_.size, "-byte buffer"));
-  }
+UniqueFd TxPath::TakeJobEnd() {
   MutexLock lock(mu_);
-  if (!started_) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(name, ": send before StartTx"));
-  }
-  if (!closed_.ok()) return closed_;
-  const uint32_t id = next_id_++;  // wraps at 2^32, as the kernel's
-  queue_.push_back(Pending{id, offset, length});
-  cv_.SignalAll();
-  return id;
+  return std::move(job_end_);
 }
 
 void TxPath::SetLinkUp(bool up) {
+  {
+    MutexLock lock(mu_);
+    link_up_ = up;
+  }
+  Wake();
+}
+
+bool TxPath::link_up() const {
   MutexLock lock(mu_);
-  link_up_ = up;
-  cv_.SignalAll();
-  if (!up && fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
+  return link_up_;
 }
 
-bool TxPath::HasWorkLocked() const {
-  return !queue_.empty() || stop_ || !link_up_;
+void TxPath::Connect(std::string_view peer) {
+  const std::string& name = options_.name;
+  const absl::string_view text(peer.data(), peer.size());
+  absl::Status s;
+  absl::StatusOr<SocketAddress> addr = ParseHostPort(text);
+  if (connected_once_) {
+    s = absl::FailedPreconditionError(
+        absl::StrCat(name, ": TxConnect: already connected"));
+  } else if (!addr.ok()) {
+    s = WithContext(addr.status(), absl::StrCat(name, ": TxConnect"));
+  } else if (!link_up()) {
+    s = ErrnoToStatus(ENETDOWN, absl::StrCat(name, ": TxConnect: link down"));
+  } else {
+    // Loopback connects complete (or fail) at once.
+    absl::StatusOr<UniqueFd> fd = ConnectTcp(*addr);
+    if (!fd.ok()) {
+      s = WithContext(fd.status(), absl::StrCat(name, ": TxConnect ", text));
+    } else {
+      const int flags = ::fcntl(fd->get(), F_GETFL);
+      if (flags < 0 || ::fcntl(fd->get(), F_SETFL, flags | O_NONBLOCK) != 0) {
+        s = ErrnoStatus(absl::StrCat(name, ": TxConnect: O_NONBLOCK"));
+      } else {
+        tcp_ = *std::move(fd);
+        connected_once_ = true;
+      }
+    }
+  }
+  dp_.Send(simdp::TxAcceptedPacket(0, s));
 }
 
-int TxPath::WriteAll(const Pending& p) {
-  const std::byte* data = options_.cpu_base + p.offset;
-  uint64_t left = p.length;
-  while (left > 0) {
-    const ssize_t n = ::send(fd_, data, left, MSG_NOSIGNAL);
+absl::StatusOr<uint32_t> TxPath::Accept(const simdp::TxSend& send) {
+  const std::string& name = options_.name;
+  if (send.length == 0) {
+    return ErrnoToStatus(EINVAL, absl::StrCat(name, ": send: length 0"));
+  }
+  if (send.offset >= options_.size ||
+      send.length > options_.size - send.offset) {
+    return ErrnoToStatus(
+        EFAULT, absl::StrCat(name, ": send [", send.offset, ", +", send.length,
+                             ") beyond the ", options_.size, "-byte buffer"));
+  }
+  if (!connected_once_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(name, ": send before TxConnect"));
+  }
+  if (!closed_.ok()) return closed_;
+  return next_id_++;  // wraps at 2^32, as the kernel's
+}
+
+void TxPath::ServeJob() {
+  for (int i = 0; i < kJobPacketsPerWake && dp_.open() &&
+                  (dp_.events() & POLLIN) && queue_.size() < kMaxQueuedSends;
+       ++i) {
+    bool truncated = false;
+    const DpSocket::Read r =
+        dp_.Recv(&scratch_in_, simdp::kMaxPacketBytes, &truncated);
+    if (r != DpSocket::Read::kPacket) return;
+    absl::StatusOr<simdp::Packet> p =
+        truncated ? absl::InvalidArgumentError(
+                        absl::StrCat("data-path packet longer than ",
+                                     simdp::kMaxPacketBytes, " bytes"))
+                  : simdp::Parse(scratch_in_);
+    if (p.ok() && p->type == simdp::Type::kTxConnect) {
+      Connect(p->units);
+      continue;
+    }
+    if (p.ok() && p->type == simdp::Type::kTxSend) {
+      const simdp::TxSend send = simdp::Fixed<simdp::TxSend>(*p);
+      absl::StatusOr<uint32_t> id = Accept(send);
+      dp_.Send(simdp::TxAcceptedPacket(id.ok() ? *id : 0, id.status()));
+      if (id.ok()) queue_.push_back(Pending{*id, send.offset, send.length});
+      continue;
+    }
+    if (p.ok()) {
+      p = absl::InvalidArgumentError(
+          absl::StrCat(simdp::TypeName(static_cast<uint16_t>(p->type)),
+                       " is not taken by a TX binding's data path"));
+    }
+    dp_.Send(simdp::StatusPacket(
+        simdp::Type::kError,
+        WithContext(p.status(),
+                    absl::StrCat(options_.name, ": nothing changed"))));
+  }
+}
+
+void TxPath::Write() {
+  if (!tcp_.ok() || queue_.empty()) return;
+  bool any = false;
+  uint32_t lo = 0;
+  uint32_t hi = 0;
+  int err = 0;
+  while (!queue_.empty()) {
+    const Pending& p = queue_.front();
+    const ssize_t n =
+        ::send(tcp_.get(), options_.cpu_base + p.offset + front_written_,
+               p.length - front_written_, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return errno;
+      if (errno != EAGAIN) err = errno;
+      break;
     }
-    data += n;
-    left -= static_cast<uint64_t>(n);
     bytes_sent_.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+    front_written_ += static_cast<uint64_t>(n);
+    if (front_written_ < p.length) continue;
+    if (!any) lo = p.id;
+    hi = p.id;
+    any = true;
+    front_written_ = 0;
+    queue_.pop_front();
   }
-  return 0;
+  if (any) dp_.Send(simdp::TxCompletionPacket(lo, hi));
+  if (err != 0) {
+    CloseConnection(ErrnoToStatus(err, absl::StrCat(options_.name, ": send")));
+  }
 }
 
-void TxPath::Run(std::shared_ptr<TxSink> sink) {
-  const std::string& name = options_.name;
-  std::vector<Pending> batch;
-  absl::Status closed_with;
-  while (true) {
-    batch.clear();
-    bool stopping = false;
-    {
-      MutexLock lock(mu_);
-      cv_.Await(mu_, [this] {
-        mu_.AssertHeld();
-        return HasWorkLocked();
-      });
-      batch.assign(queue_.begin(), queue_.end());
-      queue_.clear();
-      stopping = stop_;
-      if (!link_up_ && closed_.ok()) {
-        closed_ = ErrnoToStatus(ENETDOWN, absl::StrCat(name, ": link down"));
-        closed_with = closed_;
-      }
-    }
-    int err = 0;
-    if (closed_with.ok() && !stopping) {
-      for (const Pending& p : batch) {
-        if ((err = WriteAll(p)) != 0) break;
-      }
-    }
-    if (err != 0) {
-      MutexLock lock(mu_);
-      for (const Pending& p : queue_) batch.push_back(p);
-      queue_.clear();
-      if (stop_) {
-        // Stop() shut the socket down to unblock us: a release, not an error.
-        stopping = true;
-      } else {
-        // A link going down shows up as EPIPE from the shutdown() it did.
-        closed_ = !link_up_ ? ErrnoToStatus(ENETDOWN,
-                                            absl::StrCat(name, ": link down"))
-                            : ErrnoToStatus(err, absl::StrCat(name, ": send"));
-        closed_with = closed_;
-      }
-    }
-    // Written, or never to be written: either way the buffer ranges are
-    // free again, which is what a zerocopy completion says.
-    if (!batch.empty()) sink->Completed(batch.front().id, batch.back().id);
-    if (stopping || !closed_with.ok()) break;
-  }
-  if (!closed_with.ok()) {
-    sink->Closed(closed_with);
-    // Later sends fail with closed_; wait for the destructor.
-    MutexLock lock(mu_);
-    cv_.Await(mu_, [this] {
-      mu_.AssertHeld();
-      return stop_;
-    });
+void TxPath::CloseConnection(const absl::Status& why) {
+  if (!closed_.ok()) return;
+  closed_ = why;
+  tcp_.reset();
+  // Never to be written: the buffer ranges are free again, which is what a
+  // zerocopy completion says.
+  if (!queue_.empty()) {
+    dp_.Send(simdp::TxCompletionPacket(queue_.front().id, queue_.back().id));
     queue_.clear();
-    return;
+    front_written_ = 0;
   }
-  sink->Closed(absl::CancelledError(absl::StrCat(name, ": binding released")));
+  dp_.Send(simdp::StatusPacket(simdp::Type::kClosed, why));
+}
+
+void TxPath::Run() {
+  while (!stop_.load()) {
+    pollfd fds[3];
+    nfds_t nfds = 0;
+    fds[nfds++] = pollfd{event_.get(), POLLIN, 0};
+    int dp_at = -1;
+    int tcp_at = -1;
+    if (dp_.open()) {
+      dp_at = static_cast<int>(nfds);
+      short ev = dp_.events();
+      if (queue_.size() >= kMaxQueuedSends) ev &= ~POLLIN;
+      fds[nfds++] = pollfd{dp_.fd(), ev, 0};
+    }
+    if (tcp_.ok() && !queue_.empty()) {
+      tcp_at = static_cast<int>(nfds);
+      fds[nfds++] = pollfd{tcp_.get(), POLLOUT, 0};
+    }
+    if (::poll(fds, nfds, -1) < 0) {
+      if (errno == EINTR) continue;
+      DEVMEM_LOG(kError, "sim_tx_poll_failed")
+          .Kv("binding", options_.name)
+          .Kv("errno", ErrnoName(errno));
+      return;
+    }
+    if (fds[0].revents != 0) {
+      uint64_t value;
+      (void)!::read(event_.get(), &value, sizeof(value));
+      if (stop_.load()) return;
+      if (!link_up() && tcp_.ok()) {
+        CloseConnection(ErrnoToStatus(
+            ENETDOWN, absl::StrCat(options_.name, ": link down")));
+      }
+      continue;
+    }
+    if (dp_at >= 0 && fds[dp_at].revents != 0) {
+      if (fds[dp_at].revents & POLLOUT) dp_.Flush();
+      ServeJob();
+      Write();
+      if (!dp_.open()) {
+        // The job closed its end: nothing more will be sent.
+        tcp_.reset();
+        queue_.clear();
+        DEVMEM_LOG(kInfo, "sim_data_path_closed").Kv("binding", options_.name);
+        continue;
+      }
+    }
+    if (tcp_at >= 0 && fds[tcp_at].revents != 0) Write();
+  }
 }
 
 }  // namespace devmem::sim_internal
