@@ -3,7 +3,8 @@
 //   BM_SimDevmem:   a sender thread writes to the binding's sim endpoint;
 //                   devmemd (started here, from the same bin dir) receives
 //                   into 4 KiB chunks of the job's memfd and sends the
-//                   dmabuf_cmsg records over the session; this process
+//                   dmabuf_cmsg records on the binding's own data-path
+//                   socket (devmemd only handed it over); this process
 //                   receives them with RxSocket and returns the tokens.
 //   BM_LoopbackTcp: the baseline: the same sender, readv straight into
 //                   4 KiB chunks of a buffer of the same size.

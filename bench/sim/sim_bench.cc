@@ -1,9 +1,11 @@
 // The simulated NIC's RX data path against plain loopback TCP.
 //
 // BM_SimRx: a sender writes 1 MiB per iteration to an RX binding's endpoint;
-// the binding receives into 4 KiB chunks of a 16 MiB memfd, hands the sink
-// dmabuf_cmsg records, and the sink gives tokens back in batches (up to 128
-// ranges per call, as SO_DEVMEM_DONTNEED) from the delivery thread.
+// the binding receives into 4 KiB chunks of a 16 MiB memfd and sends the
+// dmabuf_cmsg records on the binding's data-path socket; a job thread reads
+// them with RxSocket::ForSimDataPath and gives tokens back once it holds
+// `batch` of them (coalesced, up to 128 ranges per call, as
+// SO_DEVMEM_DONTNEED).
 // BM_PlainTcpRx (the in-run baseline): the same sender, and a thread that
 // recv()s 256 KiB at a time straight into a 16 MiB memfd mapping.
 // Both report bytes per second of payload received. Work happens on other
@@ -17,17 +19,18 @@
 #include <atomic>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "base/mutex.h"
 #include "base/uapi.h"
 #include "base/unique_fd.h"
 #include "benchmark/benchmark.h"
 #include "client/dmabuf/dmabuf.h"
+#include "client/rx_socket.h"
 #include "pool/token_range.h"
 #include "providers/sim/sim_provider.h"
 
@@ -74,58 +77,32 @@ void SendLoop(benchmark::State& state, int fd) {
                           static_cast<int64_t>(kSendBytes));
 }
 
-// Returns tokens in batches from the delivery thread.
-class BatchReturningSink : public RxSink {
- public:
-  explicit BatchReturningSink(uint32_t batch) : batch_(batch) {}
-  void set_binding(ProviderBinding* b) { binding_ = b; }
-
-  void Deliver(absl::Span<const uapi::DmabufCmsg> frags) override {
-    for (const uapi::DmabufCmsg& f : frags) {
-      if (!ranges_.empty() &&
-          ranges_.back().start + ranges_.back().count == f.frag_token) {
-        ++ranges_.back().count;
-      } else {
-        ranges_.push_back(TokenRange{f.frag_token, 1});
-      }
-      ++held_;
-      if (ranges_.size() == kMaxTokenRanges) Flush();
-    }
-    frags_ += frags.size();
-    if (held_ >= batch_) Flush();
-  }
-  void Closed(const absl::Status&) override {
-    Flush();
-    MutexLock lock(mu_);
-    closed_ = true;
-    cv_.SignalAll();
-  }
-  void WaitClosed() {
-    MutexLock lock(mu_);
-    cv_.Await(mu_, [&] {
-      mu_.AssertHeld();
-      return closed_;
-    });
-  }
-  uint64_t frags() const { return frags_; }
-
- private:
-  void Flush() {
-    if (ranges_.empty()) return;
-    (void)binding_->ReturnTokens(ranges_);
-    ranges_.clear();
-    held_ = 0;
-  }
-  const uint32_t batch_;
-  ProviderBinding* binding_ = nullptr;
-  // Touched by the delivery thread only (frags_ read after it closed).
-  std::vector<TokenRange> ranges_;
-  uint32_t held_ = 0;
-  uint64_t frags_ = 0;
-  Mutex mu_;
-  CondVar cv_;
-  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+// The job: receives until the flow ends, returning tokens in batches.
+struct JobResult {
+  uint64_t frags = 0;
+  absl::Status status;
 };
+JobResult RunJob(RxSocket& rx, uint32_t batch) {
+  JobResult r;
+  std::vector<Frag> held;
+  for (;;) {
+    absl::StatusOr<RxBatch> b = rx.Receive(absl::Seconds(30));
+    if (!b.ok()) {
+      r.status = b.status();
+      return r;
+    }
+    if (b->end_of_stream) break;
+    r.frags += b->frags.size();
+    held.insert(held.end(), b->frags.begin(), b->frags.end());
+    if (held.size() >= batch) {
+      r.status = rx.Return(held);
+      if (!r.status.ok()) return r;
+      held.clear();
+    }
+  }
+  r.status = rx.Return(held);
+  return r;
+}
 
 uint16_t PortOf(const std::string& endpoint) {
   uint32_t port = 0;
@@ -150,16 +127,22 @@ void BM_SimRx(benchmark::State& state) {
     state.SkipWithError(binding.status().ToString().c_str());
     return;
   }
-  auto sink = std::make_shared<BatchReturningSink>(batch);
-  sink->set_binding(binding->get());
-  if (!(*binding)->StartRx(sink).ok()) {
-    state.SkipWithError("StartRx failed");
+  std::optional<DataPath> dp = (*binding)->TakeDataPath();
+  absl::StatusOr<RxSocket> rx =
+      dp.has_value()
+          ? RxSocket::ForSimDataPath(std::move(dp->job_end), (*binding)->id())
+          : absl::FailedPreconditionError("no data path");
+  if (!rx.ok()) {
+    state.SkipWithError(rx.status().ToString().c_str());
     return;
   }
-  UniqueFd fd = Connect(PortOf(*(*binding)->RxEndpoint()));
+  JobResult job;
+  std::thread job_thread([&] { job = RunJob(*rx, batch); });
+  UniqueFd fd = Connect(PortOf(dp->rx_endpoint));
   SendLoop(state, fd.get());
   fd.reset();
-  sink->WaitClosed();
+  job_thread.join();
+  if (!job.status.ok()) state.SkipWithError(job.status.ToString().c_str());
   const BindingStats stats = (*binding)->Stats();
   state.counters["frags"] = benchmark::Counter(static_cast<double>(stats.frags),
                                                benchmark::Counter::kIsRate);

@@ -5,13 +5,17 @@
 // 1 s" (measured and logged; asserted with that bound).
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <optional>
@@ -23,9 +27,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "base/host_port.h"
 #include "client/client.h"
 #include "client/demo/pattern.h"
 #include "client/dmabuf/dmabuf.h"
+#include "client/rx_socket.h"
 #include "client/tx_sender.h"
 #include "gtest/gtest.h"
 
@@ -446,6 +452,183 @@ TEST_F(E2eTest, TxSenderSendsRangesAndGetsCompletions) {
   peer.join();
   EXPECT_EQ(received, kTotal);
   EXPECT_FALSE(bad.has_value()) << "first bad byte at " << *bad;
+}
+
+// Sends `bytes` of the demo pattern to `endpoint` and closes.
+void SendPattern(const std::string& endpoint, uint64_t bytes) {
+  absl::StatusOr<UniqueFd> fd = ConnectTcp(endpoint);
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  std::vector<std::byte> block(1 << 20);
+  for (uint64_t off = 0; off < bytes;) {
+    const size_t n =
+        static_cast<size_t>(std::min<uint64_t>(block.size(), bytes - off));
+    demo::FillPattern(off, absl::MakeSpan(block.data(), n));
+    for (size_t done = 0; done < n;) {
+      const ssize_t w =
+          ::send(fd->get(), block.data() + done, n - done, MSG_NOSIGNAL);
+      ASSERT_GT(w, 0) << std::strerror(errno);
+      done += static_cast<size_t>(w);
+    }
+    off += n;
+  }
+}
+
+// Receives one flow on `rx`, checking every byte; returns the bytes seen.
+uint64_t ReceiveFlow(RxSocket& rx, const DmabufMapping& map) {
+  uint64_t offset = 0;
+  for (;;) {
+    absl::StatusOr<RxBatch> b = rx.Receive(absl::Seconds(60));
+    EXPECT_TRUE(b.ok()) << b.status();
+    if (!b.ok() || b->end_of_stream) return offset;
+    EXPECT_FALSE(b->empty()) << "no data in 60 s";
+    if (b->empty()) return offset;
+    for (const Frag& f : b->frags) {
+      auto bad = demo::VerifyPattern(
+          offset, absl::MakeConstSpan(map.data() + f.offset, f.size));
+      EXPECT_FALSE(bad.has_value()) << "wrong byte at " << *bad;
+      offset += f.size;
+    }
+    EXPECT_TRUE(rx.Return(b->frags).ok());
+  }
+}
+
+TEST_F(E2eTest, ReceiveLoopsOfOneClientRunInParallel) {
+  ClientOptions o;
+  o.run_dir = dir_;
+  auto client = Client::Connect(o);
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto buf_a = Dmabuf::CreateMemfd("a", 4 << 20);
+  auto buf_b = Dmabuf::CreateMemfd("b", 4 << 20);
+  ASSERT_TRUE(buf_a.ok() && buf_b.ok());
+  auto map_a = buf_a->Map();
+  auto map_b = buf_b->Map();
+  ASSERT_TRUE(map_a.ok() && map_b.ok());
+  RxBindOptions rx;
+  rx.device = "sim0";
+  rx.num_queues = 1;
+  auto a = (*client)->BindRx(buf_a->fd(), rx);
+  auto b = (*client)->BindRx(buf_b->fd(), rx);
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto rx_a = (*client)->OpenRx(*a);
+  auto rx_b = (*client)->OpenRx(*b);
+  ASSERT_TRUE(rx_a.ok() && rx_b.ok());
+  // A's loop blocks in Receive with nothing sent to it. If the two loops
+  // shared a lock, B's loop below could not make progress.
+  absl::StatusOr<RxBatch> first_a;
+  std::thread loop_a(
+      [&] { first_a = rx_a->Receive(absl::InfiniteDuration()); });
+  constexpr uint64_t kBytes = 32 << 20;
+  std::thread send_b([&] { SendPattern(b->endpoint(), kBytes); });
+  EXPECT_EQ(ReceiveFlow(*rx_b, *map_b), kBytes);
+  send_b.join();
+  // Only now does A get anything.
+  SendPattern(a->endpoint(), 4096);
+  loop_a.join();
+  ASSERT_TRUE(first_a.ok()) << first_a.status();
+  ASSERT_FALSE(first_a->frags.empty());
+  EXPECT_EQ(first_a->frags[0].binding_id, a->id());
+  EXPECT_TRUE(rx_a->Return(first_a->frags).ok());
+}
+
+TEST_F(E2eTest, ADataPathHandedToAnotherProcessCarriesOnlyItsFlow) {
+  ClientOptions o;
+  o.run_dir = dir_;
+  auto client = Client::Connect(o);
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto buf_a = Dmabuf::CreateMemfd("handed", 4 << 20);
+  auto buf_b = Dmabuf::CreateMemfd("kept", 4 << 20);
+  ASSERT_TRUE(buf_a.ok() && buf_b.ok());
+  auto map_b = buf_b->Map();
+  ASSERT_TRUE(map_b.ok());
+  RxBindOptions rx;
+  rx.device = "sim0";
+  rx.num_queues = 1;
+  auto a = (*client)->BindRx(buf_a->fd(), rx);
+  auto b = (*client)->BindRx(buf_b->fd(), rx);
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto dp = (*client)->TakeDataPath(*a);
+  ASSERT_TRUE(dp.ok()) << dp.status();
+  // Taken: the client cannot open it a second time.
+  EXPECT_EQ((*client)->OpenRx(*a).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  // The reader inherits the data path and the dmabuf, nothing else of ours.
+  const std::string log = dir_ + "/reader.log";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    (void)::fcntl(dp->get(), F_SETFD, 0);
+    (void)::fcntl(buf_a->fd().get(), F_SETFD, 0);
+    std::freopen(log.c_str(), "w", stdout);
+    ::dup2(STDOUT_FILENO, STDERR_FILENO);
+    const std::string bin = kBin + "/data_path_reader";
+    const std::string f1 = std::to_string(dp->get());
+    const std::string f2 = std::to_string(buf_a->fd().get());
+    const std::string id = std::to_string(a->id());
+    ::execl(bin.c_str(), bin.c_str(), f1.c_str(), f2.c_str(), id.c_str(),
+            nullptr);
+    std::_Exit(127);
+  }
+  ASSERT_GT(pid, 0);
+  dp->reset();  // ours closes; the reader's copy keeps the data path
+  constexpr uint64_t kA = 8 << 20;
+  constexpr uint64_t kB = 2 << 20;
+  std::thread send_a([&] { SendPattern(a->endpoint(), kA); });
+  std::thread send_b([&] { SendPattern(b->endpoint(), kB); });
+  auto rx_b = (*client)->OpenRx(*b);
+  ASSERT_TRUE(rx_b.ok());
+  EXPECT_EQ(ReceiveFlow(*rx_b, *map_b), kB);  // only B's flow here
+  send_a.join();
+  send_b.join();
+  int st = 0;
+  ASSERT_EQ(::waitpid(pid, &st, 0), pid);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << ReadFile(log);
+  EXPECT_NE(ReadFile(log).find(absl::StrCat("received ", kA, " bytes")),
+            std::string::npos)
+      << ReadFile(log);
+}
+
+TEST_F(E2eTest, AnUnboundBindingsDataPathReadsEofAndRefusesSends) {
+  ClientOptions o;
+  o.run_dir = dir_;
+  auto client = Client::Connect(o);
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto rbuf = Dmabuf::CreateMemfd("rx", 1 << 20);
+  auto tbuf = Dmabuf::CreateMemfd("tx", 1 << 20);
+  ASSERT_TRUE(rbuf.ok() && tbuf.ok());
+  RxBindOptions rx;
+  rx.device = "sim0";
+  rx.num_queues = 1;
+  auto r = (*client)->BindRx(rbuf->fd(), rx);
+  auto t = (*client)->BindTx(tbuf->fd(), "sim0");
+  ASSERT_TRUE(r.ok() && t.ok());
+  auto rx_sock = (*client)->OpenRx(*r);
+  ASSERT_TRUE(rx_sock.ok());
+  // A peer to connect the TX binding to.
+  UniqueFd l(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(::bind(l.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)),
+            0);
+  ASSERT_EQ(::listen(l.get(), 1), 0);
+  ASSERT_EQ(::getsockname(l.get(), reinterpret_cast<sockaddr*>(&addr), &len),
+            0);
+  auto tx =
+      (*client)->OpenTx(*t, absl::StrCat("127.0.0.1:", ntohs(addr.sin_port)));
+  ASSERT_TRUE(tx.ok()) << tx.status();
+
+  ASSERT_TRUE(r->Unbind().ok());
+  ASSERT_TRUE(t->Unbind().ok());
+  absl::StatusOr<RxBatch> got = rx_sock->Receive(absl::Seconds(30));
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kUnavailable)
+      << got.status();
+  EXPECT_NE(got.status().message().find("released"), std::string::npos)
+      << got.status();
+  auto range = tx->Allocate(4096);
+  ASSERT_TRUE(range.ok());
+  absl::Status s = tx->Send(*range);
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_NE(s.message().find("released"), std::string::npos) << s;
 }
 
 }  // namespace
