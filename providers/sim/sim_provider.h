@@ -44,38 +44,44 @@
 // a queue is still bound: the kernel refuses to turn it off then). RSS
 // always keeps at least one queue (EINVAL otherwise).
 //
-// Data path (RX). Each RX binding maps the dmabuf, registers a Region (its
-// page pool) over the mapping with the requested chunk size, and listens on
-// 127.0.0.1:<ephemeral> (RxEndpoint()); that endpoint stands for the flows
-// steered to the binding. One thread per binding accepts one connection at a
+// Data path. Every binding has its own SOCK_SEQPACKET socketpair, the wire
+// format of base/sim_datapath.h; TakeDataPath() hands out the job's end once
+// (devmemd passes it to the owning session and never reads it). The sim's
+// per-binding thread serves the other end directly.
+//
+// RX. Each RX binding maps the dmabuf, registers a Region (its page pool)
+// over the mapping with the requested chunk size, and listens on
+// 127.0.0.1:<ephemeral> (DataPath::rx_endpoint); that endpoint stands for
+// the flows steered to the binding. The thread accepts one connection at a
 // time and receives straight into chunks allocated from the Region (payload
-// only, as with header split), lends each filled chunk as a token and hands
-// the sink batches of struct dmabuf_cmsg records. Tokens come back through
-// ReturnTokens (<= 128 ranges, as SO_DEVMEM_DONTNEED). When the Region runs
-// dry the binding stops reading the socket, so the sender is held back by TCP
-// flow control, and counts an allocation failure (the kernel's
-// rx-alloc-fail); it resumes when tokens come back. Nothing is dropped or
-// overwritten.
+// only, as with header split), lends each filled chunk as a token and sends
+// kRxFrags records (up to 1024 a packet) on the data path; kDontneed ranges
+// coming back are released as SO_DEVMEM_DONTNEED does (<= 128 ranges, 1024
+// tokens) and answered with kDontneedDone. When the Region runs dry, or the
+// job has not read what was sent, the binding stops reading the TCP socket,
+// so the sender is held back by TCP flow control, and (dry) counts an
+// allocation failure (the kernel's rx-alloc-fail); it resumes when tokens
+// come back. Nothing is dropped or overwritten. Each connection's end is a
+// kClosed: OK when the peer closed it, Unavailable (ENETDOWN) when the link
+// went down, the socket's errno on an error. While the link is down
+// connections wait in the listen backlog. If the job closes its end the sim
+// releases every token it holds and closes the endpoint (new senders are
+// refused). The destructor stops the thread, closes the endpoint and the
+// data path (the job reads EOF), releases every token still lent
+// (Region::ReleaseAllTokens) and retires the Region; the mapping is unmapped
+// when the Region is released.
 //
-// RxSink::Closed is called on the binding's thread once per connection:
-// OK when the peer closed it, Unavailable (ENETDOWN) when the link went down,
-// the socket's errno on an error; and a last time, with Cancelled, when the
-// binding is destroyed (after StartRx). While the link is down connections
-// wait in the listen backlog. The destructor stops the thread, closes the
-// endpoint, releases every token still lent (Region::ReleaseAllTokens) and
-// retires the Region; the mapping is unmapped when the Region is released.
+// TX. kTxConnect connects to a loopback TCP peer; each kTxSend(offset, len)
+// is checked (EINVAL length 0, EFAULT beyond the buffer, as sendmsg with a
+// devmem cmsg), answered with its notification id, queued (at most
+// TxPath::kMaxQueuedSends; then the job is not read until some are
+// written) and written without blocking; written sends are reported as
+// kTxCompletion(lo, hi). Link down closes the connection: queued sends are
+// completed (the buffer is free again) and a kClosed says ENETDOWN
+// (Unavailable); later sends are refused with it.
 //
-// Data path (TX). StartTx connects to a loopback TCP peer; Send(offset, len)
-// queues that range of the mapped buffer and returns its notification id;
-// a thread per TX binding writes it to the socket and then reports
-// TxSink::Completed(lo, hi) for the sends written. A range beyond the buffer
-// is EFAULT (InvalidArgument), as sendmsg with a devmem cmsg. Link down
-// closes the connection: queued sends are completed (the buffer is free
-// again) and TxSink::Closed gets Unavailable (ENETDOWN).
-//
-// Thread safety: everything is thread-safe. Sinks are called on the binding's
-// own thread, never with a sim lock held, so they may call ReturnTokens() and
-// the SimNic controls, but must not destroy the binding.
+// Thread safety: everything is thread-safe. The data-path threads never take
+// the simulated kernel's lock.
 //
 // Ownership: bindings, preparations and flow rules share the simulated
 // kernel's state, so they may outlive the provider.
@@ -118,7 +124,7 @@ class SimNic {
   explicit SimNic(std::shared_ptr<sim_internal::SimKernel> kernel);
 
   // Link up/down. Down closes every RX connection and TX connection of the
-  // device's bindings (their sinks get Closed(Unavailable)).
+  // device's bindings (their data paths get kClosed, Unavailable).
   absl::Status SetLinkUp(std::string_view device, bool up);
   // ethtool -G tcp-data-split. EOPNOTSUPP when the device cannot split;
   // EINVAL for anything but kEnabled while a queue is bound (6.14+).
