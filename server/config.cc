@@ -1,10 +1,12 @@
 #include "server/config.h"
 
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/text_format.h"
 #include "pool/region.h"
 
@@ -28,6 +30,25 @@ class Collector : public google::protobuf::io::ErrorCollector {
 
 }  // namespace
 
+absl::StatusOr<v1::DaemonConfig> ParseConfigText(std::string_view text) {
+  v1::DaemonConfig config;
+  google::protobuf::TextFormat::Parser parser;
+  Collector errors;
+  parser.RecordErrorsTo(&errors);
+  // ArrayInputStream takes an int size.
+  if (text.size() > static_cast<size_t>(std::numeric_limits<int>::max())) {
+    return absl::InvalidArgumentError("line 1 column 1: config too large");
+  }
+  google::protobuf::io::ArrayInputStream in(text.data(),
+                                            static_cast<int>(text.size()));
+  if (!parser.Parse(&in, &config)) {
+    return absl::InvalidArgumentError(errors.first().empty()
+                                          ? "does not parse (no line reported)"
+                                          : errors.first());
+  }
+  return config;
+}
+
 absl::StatusOr<v1::DaemonConfig> LoadConfigFile(const std::string& path) {
   std::ifstream in(path);
   if (!in) {
@@ -36,13 +57,10 @@ absl::StatusOr<v1::DaemonConfig> LoadConfigFile(const std::string& path) {
   }
   std::stringstream ss;
   ss << in.rdbuf();
-  v1::DaemonConfig config;
-  google::protobuf::TextFormat::Parser parser;
-  Collector errors;
-  parser.RecordErrorsTo(&errors);
-  if (!parser.ParseFromString(ss.str(), &config)) {
+  auto config = ParseConfigText(ss.str());
+  if (!config.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("config file ", path, ": ", errors.first()));
+        absl::StrCat("config file ", path, ": ", config.status().message()));
   }
   return config;
 }

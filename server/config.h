@@ -7,6 +7,7 @@
 #define DEVMEM_SERVER_CONFIG_H_
 
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -15,8 +16,13 @@
 
 namespace devmem::server {
 
-// Parses a text-format DaemonConfig. NotFound / the errno for an unreadable
-// file; InvalidArgument naming the line for a parse error.
+// Parses a text-format DaemonConfig. InvalidArgument "line L column C: ..."
+// (the first error, 1-based) for text that does not parse, including an
+// unknown field.
+absl::StatusOr<v1::DaemonConfig> ParseConfigText(std::string_view text);
+
+// ParseConfigText on the file's contents. NotFound for an unreadable file;
+// InvalidArgument "config file PATH: line L ..." for a parse error.
 absl::StatusOr<v1::DaemonConfig> LoadConfigFile(const std::string& path);
 
 // Fills every unset field with its documented default.

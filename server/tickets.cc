@@ -2,9 +2,11 @@
 
 #include <sys/random.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <vector>
 
+#include "absl/hash/hash.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "base/errno_status.h"
@@ -45,6 +47,21 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
+namespace {
+
+absl::Status ExpiredError(absl::Duration ttl) {
+  return absl::NotFoundError(
+      absl::StrCat("ticket expired ", absl::FormatDuration(ttl),
+                   " after RegisterDmabuf; register the dmabuf again"));
+}
+
+uint64_t TombstoneOf(std::string_view ticket) {
+  return absl::Hash<absl::string_view>{}(
+      absl::string_view(ticket.data(), ticket.size()));
+}
+
+}  // namespace
+
 absl::StatusOr<TicketStore::Issued> TicketStore::Issue(uint64_t session,
                                                        UniqueFd dmabuf,
                                                        DmabufInfo info) {
@@ -53,13 +70,15 @@ absl::StatusOr<TicketStore::Issued> TicketStore::Issue(uint64_t session,
   absl::MutexLock l(&mu_);
   const absl::Time now = clock_->Now();
   ExpireLocked(now);
-  size_t& count = per_session_[session];
-  if (count >= max_per_session_) {
+  SessionState& state = sessions_[session];
+  if (state.live >= max_per_session_) {
+    const size_t live = state.live;
+    TrimLocked(session);
     return absl::ResourceExhaustedError(absl::StrCat(
-        "session ", session, " holds ", count, " unused tickets (limit ",
+        "session ", session, " holds ", live, " unused tickets (limit ",
         max_per_session_, "): bind or let them expire"));
   }
-  ++count;
+  ++state.live;
   const absl::Time expires = now + ttl_;
   tickets_.emplace(*ticket,
                    Entry{session, expires, std::move(dmabuf), std::move(info)});
@@ -70,19 +89,28 @@ absl::StatusOr<TicketStore::Redeemed> TicketStore::Consume(
     std::string_view ticket, uint64_t session) {
   absl::MutexLock l(&mu_);
   auto it = tickets_.find(absl::string_view(ticket.data(), ticket.size()));
-  if (it == tickets_.end() || it->second.session != session) {
-    return absl::NotFoundError(
-        "unknown ticket (never issued to this session, or already used)");
+  if (it != tickets_.end() && it->second.session == session) {
+    Entry e = std::move(it->second);
+    tickets_.erase(it);
+    SessionState& state = sessions_[session];
+    --state.live;
+    if (clock_->Now() >= e.expires) {
+      BuryLocked(state, TombstoneOf(ticket));
+      return ExpiredError(ttl_);  // e's fd closes here
+    }
+    TrimLocked(session);
+    return Redeemed{std::move(e.dmabuf), std::move(e.info)};
   }
-  Entry e = std::move(it->second);
-  tickets_.erase(it);
-  if (--per_session_[session] == 0) per_session_.erase(session);
-  if (clock_->Now() >= e.expires) {
-    return absl::NotFoundError(
-        absl::StrCat("ticket expired ", absl::FormatDuration(ttl_),
-                     " after RegisterDmabuf; register the dmabuf again"));
+  // Only this session's tombstones: another session's expired ticket must
+  // read exactly like one never issued.
+  if (auto s = sessions_.find(session); s != sessions_.end()) {
+    const uint64_t key = TombstoneOf(ticket);
+    for (uint64_t t : s->second.expired) {
+      if (t == key) return ExpiredError(ttl_);
+    }
   }
-  return Redeemed{std::move(e.dmabuf), std::move(e.info)};
+  return absl::NotFoundError(
+      "unknown ticket (never issued to this session, or already used)");
 }
 
 size_t TicketStore::DropSession(uint64_t session) {
@@ -96,7 +124,10 @@ size_t TicketStore::DropSession(uint64_t session) {
       ++it;
     }
   }
-  per_session_.erase(session);
+  if (auto s = sessions_.find(session); s != sessions_.end()) {
+    tombstones_ -= s->second.expired.size();
+    sessions_.erase(s);
+  }
   return n;
 }
 
@@ -106,23 +137,58 @@ size_t TicketStore::Expire() {
 }
 
 size_t TicketStore::ExpireLocked(absl::Time now) {
-  size_t n = 0;
+  struct Dead {
+    absl::Time expires;
+    uint64_t session;
+    uint64_t tombstone;
+  };
+  std::vector<Dead> dead;
   for (auto it = tickets_.begin(); it != tickets_.end();) {
     if (now >= it->second.expires) {
-      auto s = per_session_.find(it->second.session);
-      if (s != per_session_.end() && --s->second == 0) per_session_.erase(s);
+      dead.push_back(
+          {it->second.expires, it->second.session, TombstoneOf(it->first)});
       tickets_.erase(it++);
-      ++n;
     } else {
       ++it;
     }
   }
-  return n;
+  // Oldest first, so that past the bound the oldest tombstones go.
+  std::sort(dead.begin(), dead.end(),
+            [](const Dead& a, const Dead& b) { return a.expires < b.expires; });
+  for (const Dead& d : dead) {
+    SessionState& state = sessions_[d.session];
+    --state.live;
+    BuryLocked(state, d.tombstone);
+  }
+  return dead.size();
+}
+
+void TicketStore::BuryLocked(SessionState& state, uint64_t tombstone) {
+  if (max_per_session_ == 0) return;
+  if (state.expired.size() >= max_per_session_) {
+    state.expired.pop_front();
+    --tombstones_;
+  }
+  state.expired.push_back(tombstone);
+  ++tombstones_;
+}
+
+void TicketStore::TrimLocked(uint64_t session) {
+  auto s = sessions_.find(session);
+  if (s != sessions_.end() && s->second.live == 0 &&
+      s->second.expired.empty()) {
+    sessions_.erase(s);
+  }
 }
 
 size_t TicketStore::size() const {
   absl::MutexLock l(&mu_);
   return tickets_.size();
+}
+
+size_t TicketStore::tombstones() const {
+  absl::MutexLock l(&mu_);
+  return tombstones_;
 }
 
 }  // namespace devmem::server

@@ -4,9 +4,11 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <map>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -152,6 +154,121 @@ TEST_F(BrokerTest, TicketIsSingleUseSessionBoundAndExpires) {
   EXPECT_NE(expired.status().message().find("expired"), std::string::npos);
   auto unknown = broker_->Bind(a.caller, Rx("deadbeef"));
   EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
+}
+
+std::string Msg(const absl::Status& s) { return std::string(s.message()); }
+template <typename T>
+std::string Msg(const absl::StatusOr<T>& s) {
+  return Msg(s.status());
+}
+
+// Issue 10 defect 6: "expired" was said only until the next sweep (about
+// 100 ms); then the generic "unknown ticket". Now until the session closes.
+TEST_F(BrokerTest, ExpiredTicketSaysExpiredUntilTheSessionCloses) {
+  Sess a = Open(1000), b = Open(1000);
+  const std::string t = Ticket(a);
+  Caller root{.session_id = 99, .uid = 0};
+  clock_.Advance(absl::Seconds(31));
+  broker_->Housekeeping();  // the daemon's sweep: the fd is closed now
+  EXPECT_EQ(broker_->GetStats(root).tickets_outstanding, 0u);
+  clock_.Advance(absl::Hours(2));
+  broker_->Housekeeping();
+  for (int i = 0; i < 2; ++i) {
+    auto expired = broker_->Bind(a.caller, Rx(t));
+    EXPECT_EQ(expired.status().code(), absl::StatusCode::kNotFound);
+    EXPECT_THAT(Msg(expired), ::testing::HasSubstr("ticket expired"));
+  }
+  // Another session learns nothing: the same answer as a ticket never issued.
+  auto foreign = broker_->Bind(b.caller, Rx(t));
+  auto never = broker_->Bind(b.caller, Rx(std::string(32, 'f')));
+  EXPECT_EQ(foreign.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(foreign.status().message(), never.status().message());
+  EXPECT_THAT(Msg(foreign), ::testing::HasSubstr("unknown"));
+  ExpectNothingHeld();
+}
+
+// A pipe's write end stands in for the dmabuf: EOF on the read end proves
+// the store closed its fd.
+struct PipeEnds {
+  UniqueFd read;
+  UniqueFd write;
+};
+PipeEnds Pipe() {
+  int fds[2];
+  EXPECT_EQ(::pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0);
+  return {UniqueFd(fds[0]), UniqueFd(fds[1])};
+}
+bool WriteEndClosed(const UniqueFd& read_end) {
+  char c;
+  return ::read(read_end.get(), &c, 1) == 0;
+}
+
+TEST(TicketStoreTest, TombstonesAreBoundedPerSessionAndDieWithIt) {
+  FakeClock clock;
+  TicketStore store(&clock, absl::Seconds(1), /*max_per_session=*/3);
+  std::vector<std::string> tickets;
+  std::vector<UniqueFd> reads;
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 3; ++i) {
+      PipeEnds p = Pipe();
+      auto t = store.Issue(1, std::move(p.write), {});
+      ASSERT_TRUE(t.ok()) << t.status();
+      tickets.push_back(t->ticket);
+      reads.push_back(std::move(p.read));
+      clock.Advance(absl::Milliseconds(10));  // a distinct expiry each
+    }
+    clock.Advance(absl::Seconds(1));
+    EXPECT_EQ(store.Expire(), 3u);
+  }
+  for (const UniqueFd& r : reads) EXPECT_TRUE(WriteEndClosed(r));
+  EXPECT_EQ(store.size(), 0u);
+  EXPECT_EQ(store.tombstones(), 3u);  // the bound: the first round's are gone
+  clock.Advance(absl::Hours(24));
+  EXPECT_EQ(store.Expire(), 0u);
+  for (size_t i = 0; i < tickets.size(); ++i) {
+    auto r = store.Consume(tickets[i], 1);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
+    EXPECT_THAT(Msg(r),
+                ::testing::HasSubstr(i < 3 ? "unknown" : "ticket expired"))
+        << i;
+    auto other = store.Consume(tickets[i], 2);
+    EXPECT_THAT(Msg(other), ::testing::HasSubstr("unknown"));
+  }
+  // Tombstones cost no ticket: the session may issue its full quota again.
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(store.Issue(1, Pipe().write, {}).ok());
+  }
+  EXPECT_EQ(store.DropSession(1), 3u);
+  EXPECT_EQ(store.size(), 0u);
+  EXPECT_EQ(store.tombstones(), 0u);
+  EXPECT_THAT(Msg(store.Consume(tickets[5], 1)),
+              ::testing::HasSubstr("unknown"));
+}
+
+TEST(TicketStoreTest, ExpiredAtConsumeIsBuriedAndItsFdClosed) {
+  FakeClock clock;
+  TicketStore store(&clock, absl::Seconds(1), 4);
+  PipeEnds p = Pipe();
+  auto t = store.Issue(7, std::move(p.write), {});
+  ASSERT_TRUE(t.ok()) << t.status();
+  clock.Advance(absl::Seconds(1));
+  // No Expire() ran: Consume itself finds the ticket expired.
+  EXPECT_THAT(Msg(store.Consume(t->ticket, 7)),
+              ::testing::HasSubstr("ticket expired"));
+  EXPECT_TRUE(WriteEndClosed(p.read));
+  EXPECT_EQ(store.size(), 0u);
+  EXPECT_EQ(store.tombstones(), 1u);
+  EXPECT_THAT(Msg(store.Consume(t->ticket, 7)),
+              ::testing::HasSubstr("ticket expired"));
+  // A used ticket leaves no tombstone.
+  auto used = store.Issue(7, Pipe().write, {});
+  ASSERT_TRUE(used.ok());
+  ASSERT_TRUE(store.Consume(used->ticket, 7).ok());
+  EXPECT_THAT(Msg(store.Consume(used->ticket, 7)),
+              ::testing::HasSubstr("unknown"));
+  EXPECT_EQ(store.tombstones(), 1u);
+  EXPECT_EQ(store.DropSession(7), 0u);
+  EXPECT_EQ(store.tombstones(), 0u);
 }
 
 TEST_F(BrokerTest, RejectsBadFd) {
