@@ -281,8 +281,9 @@ TEST_F(ServiceTest, SessionCloseReleasesTheBinding) {
   ASSERT_TRUE(b.ok()) << b.status();
   const absl::Time t0 = absl::Now();
   s.reset();  // the job exits
+  // RELEASED comes after the provider binding is gone (DRAINING before).
   ASSERT_TRUE(WaitFor([&] {
-    return Get(b->id(), *watcher).state() != v1::BINDING_STATE_ACTIVE;
+    return Get(b->id(), *watcher).state() == v1::BINDING_STATE_RELEASED;
   }));
   const absl::Duration took = absl::Now() - t0;
   std::printf("session close -> binding released in %s\n",
