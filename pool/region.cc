@@ -26,6 +26,17 @@ using pool_internal::SpinLockHolder;
 
 namespace {
 
+// Retire's on_released and the OnReleased listeners, as one callable to run
+// outside the depot lock.
+std::function<void()> TakeReleaseCallbacksLocked(pool_internal::Depot& d)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(d.mu) {
+  return [first = std::move(d.on_released),
+          rest = std::move(d.release_listeners)]() {
+    if (first) first();
+    for (const std::function<void()>& f : rest) f();
+  };
+}
+
 std::atomic<uint32_t> g_next_region_id{1};
 
 uint32_t NextRegionId() {
@@ -398,7 +409,7 @@ void Region::ReleaseToFreeList(const uint32_t* indices, size_t n) {
     if (!d.released &&
         d.FreeLocked() == d.carved.load(std::memory_order_relaxed)) {
       d.released = true;
-      fire = std::move(d.on_released);
+      fire = TakeReleaseCallbacksLocked(d);
     }
   }
   if (fire) fire();
@@ -522,7 +533,7 @@ absl::StatusOr<RetireReport> Region::Retire(std::function<void()> on_released) {
     report.outstanding_bytes = report.outstanding_chunks << chunk_shift_;
     if (!d.released && report.outstanding_chunks == 0) {
       d.released = true;
-      fire = std::move(d.on_released);
+      fire = TakeReleaseCallbacksLocked(d);
     }
     report.released = d.released;
   }
@@ -530,6 +541,18 @@ absl::StatusOr<RetireReport> Region::Retire(std::function<void()> on_released) {
       0, shared_counters_.lent.load(std::memory_order_relaxed)));
   if (fire) fire();
   return report;
+}
+
+void Region::OnReleased(std::function<void()> fn) {
+  pool_internal::Depot& d = *depot_;
+  {
+    SpinLockHolder l(d.mu);
+    if (!d.released) {
+      d.release_listeners.push_back(std::move(fn));
+      return;
+    }
+  }
+  fn();
 }
 
 bool Region::released() const {

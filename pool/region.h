@@ -195,6 +195,11 @@ class Region {
   // FailedPrecondition if already retired. on_released must not call back
   // into this Region's Retire().
   absl::StatusOr<RetireReport> Retire(std::function<void()> on_released);
+  // Also runs `fn` once the region is released, after Retire's on_released,
+  // on the same thread; at once, on this thread, if it already is. For an
+  // owner other than the one that retires it (the daemon's drain tracking).
+  // `fn` must not call back into this Region.
+  void OnReleased(std::function<void()> fn);
   bool retired() const { return retired_.load(std::memory_order_acquire); }
   bool released() const;
   // What is outstanding now (exact once retired; a snapshot before).

@@ -209,6 +209,15 @@ class Provider {
   // qstats-get per queue of `device`.
   virtual absl::StatusOr<std::vector<QueueStats>> GetQueueStats(
       std::string_view device) = 0;
+
+  // Pages of a released binding the device still holds: the kernel keeps a
+  // detached page pool (and the binding's memory mapped) until every page
+  // it handed out is back. Kernel: the `inflight` of the page-pool-get
+  // records whose dmabuf is `binding_id` (0 once none lists it). A provider
+  // whose bindings have a region (the sim) answers 0: the region tracks it.
+  virtual absl::StatusOr<uint64_t> ReleasedInflight(uint32_t binding_id) {
+    return 0;
+  }
 };
 
 }  // namespace devmem

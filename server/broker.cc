@@ -93,6 +93,14 @@ struct Broker::Record {
   std::unique_ptr<LiveBinding> live;  // set while ACTIVE
   std::shared_ptr<Region> region;     // set until RELEASED (drain tracking)
   BindingStats last_stats;            // taken at release
+  uint64_t generation = 0;            // tells a reused id's records apart
+};
+
+// Lets a region's release callback, which may run on any thread at any
+// later time, reach the Broker only while it exists.
+struct Broker::Lifeline {
+  absl::Mutex mu;
+  Broker* broker ABSL_GUARDED_BY(mu);
 };
 
 // ---- Broker
@@ -106,9 +114,17 @@ Broker::Broker(Provider* provider, Options options)
       tickets_(options.clock, options.ticket_ttl,
                options.max_tickets_per_session),
       allow_(std::move(options.allow)),
-      quota_(options.quota) {}
+      quota_(options.quota),
+      lifeline_(std::make_shared<Lifeline>()) {
+  absl::MutexLock l(&lifeline_->mu);
+  lifeline_->broker = this;
+}
 
-Broker::~Broker() { Shutdown(); }
+Broker::~Broker() {
+  (void)Shutdown();
+  absl::MutexLock l(&lifeline_->mu);
+  lifeline_->broker = nullptr;
+}
 
 bool Broker::AllowedLocked(const PeerCred& c) const {
   if (allow_.allow_all || c.uid == 0) return true;
@@ -389,6 +405,7 @@ absl::StatusOr<BindingView> Broker::Bind(const Caller& caller, BindParams p) {
   v.flows = p.flows;
   v.bound_at = clock_->Now();
   rec->region = live->binding->region();
+  rec->generation = next_generation_.fetch_add(1);
   std::string prep_desc = live->prep ? live->prep->Describe() : "";
   rec->live = std::move(live);
 
@@ -440,6 +457,8 @@ absl::Status Broker::Release(uint32_t id, std::string reason) {
   std::unique_ptr<LiveBinding> live;
   BindingView v;
   std::shared_ptr<SessionSink> notify;  // the owner, unless it is closing
+  std::shared_ptr<Region> region;
+  uint64_t generation = 0;
   {
     absl::MutexLock l(&mu_);
     auto it = records_.find(id);
@@ -461,6 +480,8 @@ absl::Status Broker::Release(uint32_t id, std::string reason) {
     }
     PublishLocked(EventKind::kDraining, r);
     v = r.view;
+    region = r.region;
+    generation = r.generation;
   }
   const absl::Time t0 = absl::Now();
   live.reset();  // flows, binding, preparation, quota, fd: in that order
@@ -470,17 +491,37 @@ absl::Status Broker::Release(uint32_t id, std::string reason) {
                                       "binding ", id, " released: ", reason)));
   }
 
+  RetireReport out;
+  if (region != nullptr) {
+    if (!region->retired()) {
+      // The provider left retiring to us: no new allocations from now on.
+      (void)region->Retire([] {});
+    }
+    out = region->Outstanding();
+    // RELEASED when the last chunk comes back: at once if it already has,
+    // else on the thread that returns it.
+    region->OnReleased([lifeline = lifeline_, id, generation] {
+      absl::MutexLock ll(&lifeline->mu);
+      if (lifeline->broker != nullptr) {
+        lifeline->broker->RegionReleased(id, generation);
+      }
+    });
+  }
+  bool kernel_drained = false;
+  if (region == nullptr) {
+    // No region: the provider knows whether the device still holds pages.
+    absl::StatusOr<uint64_t> inflight = provider_->ReleasedInflight(id);
+    kernel_drained = inflight.ok() && *inflight == 0;
+  }
   absl::MutexLock l(&mu_);
   auto it = records_.find(id);
-  if (it == records_.end()) return absl::OkStatus();
-  Record& r = *it->second;
-  if (r.region && !r.region->retired()) {
-    // The provider left retiring to us: no new allocations from now on.
-    (void)r.region->Retire([] {});
+  if (it == records_.end() || it->second->generation != generation) {
+    return absl::OkStatus();
   }
-  RetireReport out;
-  if (r.region) out = r.region->Outstanding();
-  if (!r.region || r.region->released()) MarkReleasedLocked(r);
+  Record& r = *it->second;
+  if (kernel_drained && r.view.state == BindingState::kDraining) {
+    MarkReleasedLocked(r);
+  }
   DEVMEM_LOG(kInfo, "unbind")
       .Kv("binding", id)
       .Kv("session", v.session_id)
@@ -691,49 +732,91 @@ void Broker::UpdatePolicy(AllowPolicy allow, QuotaPolicy quota) {
       .Kv("max_sessions", quota_.max_sessions);
 }
 
+void Broker::RegionReleased(uint32_t id, uint64_t generation) {
+  absl::MutexLock l(&mu_);
+  auto it = records_.find(id);
+  if (it == records_.end() || it->second->generation != generation ||
+      it->second->view.state != BindingState::kDraining) {
+    return;
+  }
+  DEVMEM_LOG(kInfo, "binding_released")
+      .Kv("binding", id)
+      .Kv("uid", it->second->view.uid)
+      .Kv("device", it->second->view.device)
+      .Kv("by", std::string("last chunk back"));
+  MarkReleasedLocked(*it->second);
+}
+
 void Broker::Housekeeping() {
   tickets_.Expire();
-  absl::MutexLock l(&mu_);
-  std::vector<Record*> drained;
-  for (auto& [id, r] : records_) {
-    if (r->view.state == BindingState::kDraining && r->region &&
-        r->region->released()) {
-      drained.push_back(r.get());
+  // DRAINING bindings without a region (kernel): ask the device, outside
+  // the lock, whether its pools still hold pages.
+  std::vector<std::pair<uint32_t, uint64_t>> waiting;
+  {
+    absl::ReaderMutexLock l(&mu_);
+    for (const auto& [id, r] : records_) {
+      if (r->view.state == BindingState::kDraining && r->region == nullptr) {
+        waiting.emplace_back(id, r->generation);
+      }
     }
   }
-  for (Record* r : drained) {
+  std::vector<std::pair<uint32_t, uint64_t>> drained;
+  for (const auto& [id, gen] : waiting) {
+    absl::StatusOr<uint64_t> inflight = provider_->ReleasedInflight(id);
+    if (inflight.ok() && *inflight == 0) drained.emplace_back(id, gen);
+  }
+  absl::MutexLock l(&mu_);
+  for (const auto& [id, gen] : drained) {
+    auto it = records_.find(id);
+    if (it == records_.end() || it->second->generation != gen ||
+        it->second->view.state != BindingState::kDraining) {
+      continue;
+    }
     DEVMEM_LOG(kInfo, "binding_released")
-        .Kv("binding", r->view.id)
-        .Kv("uid", r->view.uid)
-        .Kv("device", r->view.device);
-    MarkReleasedLocked(*r);
+        .Kv("binding", id)
+        .Kv("uid", it->second->view.uid)
+        .Kv("device", it->second->view.device)
+        .Kv("by", std::string("page pools drained"));
+    MarkReleasedLocked(*it->second);
   }
 }
 
-void Broker::Shutdown() {
+ShutdownReport Broker::Shutdown() {
   std::vector<uint64_t> ids;
   {
     absl::MutexLock l(&mu_);
     shut_down_ = true;
     for (const auto& [id, s] : sessions_) ids.push_back(id);
   }
-  for (uint64_t id : ids) CloseSession(id, "daemon stopping");
-  Housekeeping();
-  absl::ReaderMutexLock l(&mu_);
-  uint64_t outstanding = 0;
-  uint32_t draining = 0;
-  for (const auto& [id, r] : records_) {
-    if (r->view.state == BindingState::kDraining && r->region) {
-      ++draining;
-      outstanding += r->region->Outstanding().outstanding_chunks;
+  ShutdownReport report;
+  {
+    absl::ReaderMutexLock l(&mu_);
+    for (const auto& [id, r] : records_) {
+      if (r->view.state == BindingState::kActive) ++report.bindings_released;
     }
   }
-  if (!ids.empty() || draining > 0) {
-    DEVMEM_LOG(kInfo, "broker_shutdown")
-        .Kv("sessions_closed", ids.size())
-        .Kv("draining", draining)
-        .Kv("outstanding_chunks", outstanding);
+  for (uint64_t id : ids) CloseSession(id, "daemon stopping");
+  report.sessions_closed = static_cast<uint32_t>(ids.size());
+  Housekeeping();
+  absl::ReaderMutexLock l(&mu_);
+  for (const auto& [id, r] : records_) {
+    if (r->view.state != BindingState::kDraining) continue;
+    ShutdownReport::Outstanding o;
+    o.binding_id = id;
+    o.device = r->view.device;
+    if (r->region) o.chunks = r->region->Outstanding().outstanding_chunks;
+    report.still_draining.push_back(std::move(o));
   }
+  if (!ids.empty() || !report.still_draining.empty()) {
+    uint64_t chunks = 0;
+    for (const auto& o : report.still_draining) chunks += o.chunks;
+    DEVMEM_LOG(kInfo, "broker_shutdown")
+        .Kv("sessions_closed", report.sessions_closed)
+        .Kv("bindings_released", report.bindings_released)
+        .Kv("still_draining", report.still_draining.size())
+        .Kv("outstanding_chunks", chunks);
+  }
+  return report;
 }
 
 size_t Broker::session_count() const {

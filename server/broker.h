@@ -172,6 +172,19 @@ class EventQueue {
   std::deque<Event> events_ ABSL_GUARDED_BY(mu_);
 };
 
+// What Shutdown released and what it could not wait for.
+struct ShutdownReport {
+  uint32_t sessions_closed = 0;
+  uint32_t bindings_released = 0;  // that were ACTIVE
+  struct Outstanding {
+    uint32_t binding_id = 0;
+    std::string device;
+    uint64_t chunks = 0;  // still out of its region (0: the device's pages)
+  };
+  // Bindings still DRAINING: memory a job or the device has not given back.
+  std::vector<Outstanding> still_draining;
+};
+
 class Broker {
  public:
   struct Options {
@@ -246,11 +259,15 @@ class Broker {
   // Replaces the allowlist and quotas; bindings are untouched (a uid over a
   // lowered quota keeps what it has and cannot bind more).
   void UpdatePolicy(AllowPolicy allow, QuotaPolicy quota);
-  // Expires tickets, moves drained bindings to RELEASED, trims history.
-  // Called periodically by the daemon (and by tests).
+  // Expires tickets and moves DRAINING bindings without a region (kernel)
+  // to RELEASED once the provider says their page pools hold nothing.
+  // Called periodically by the daemon (and by tests). A binding with a
+  // region becomes RELEASED by itself, when its last chunk comes back.
   void Housekeeping();
-  // Releases every binding ("daemon stopping") and closes every session.
-  void Shutdown();
+  // Releases every binding ("daemon stopping"), closes every session and
+  // refuses new ones; returns what was released and what is still
+  // draining. Idempotent (a second call reports nothing new).
+  ShutdownReport Shutdown();
 
   size_t session_count() const;
   size_t open_binding_count() const;  // ACTIVE + DRAINING
@@ -258,6 +275,7 @@ class Broker {
  private:
   struct Session;
   struct Record;
+  struct Lifeline;
   class LiveBinding;
   class QuotaCharge;
   struct UidUsage {
@@ -276,6 +294,9 @@ class Broker {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void TrimHistoryLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MarkReleasedLocked(Record& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The region of record (`id`, `generation`) has every chunk back.
+  void RegionReleased(uint32_t id, uint64_t generation)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   Provider* const provider_;
   Clock* const clock_;
@@ -299,6 +320,8 @@ class Broker {
   uint64_t next_event_ ABSL_GUARDED_BY(mu_) = 1;
   std::vector<std::shared_ptr<EventQueue>> subscribers_ ABSL_GUARDED_BY(mu_);
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<uint64_t> next_generation_{1};
+  const std::shared_ptr<Lifeline> lifeline_;
 };
 
 }  // namespace devmem::server

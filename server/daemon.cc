@@ -140,16 +140,17 @@ void Daemon::HousekeepingLoop() {
   }
 }
 
-void Daemon::Stop() {
+ShutdownReport Daemon::Stop() {
   {
     absl::MutexLock l(&mu_);
-    if (stopping_) return;
+    if (stopping_) return {};
     stopping_ = true;
   }
   if (housekeeping_.joinable()) housekeeping_.join();
   // First what matters: release every binding (restoring the NIC), then
   // close the sessions, then stop serving.
-  if (broker_) broker_->Shutdown();
+  ShutdownReport report;
+  if (broker_) report = broker_->Shutdown();
   if (fd_server_) fd_server_->Stop();
   if (service_) service_->StopWatches();
   // In-flight calls get a moment; after it gRPC cancels them.
@@ -161,8 +162,12 @@ void Daemon::Stop() {
   if (started_) {
     ::unlink(api_socket().c_str());
     DEVMEM_LOG(kInfo, "devmemd_stopped")
+        .Kv("sessions_closed", report.sessions_closed)
+        .Kv("bindings_released", report.bindings_released)
+        .Kv("still_draining", report.still_draining.size())
         .Kv("open_bindings", broker_->open_binding_count());
   }
+  return report;
 }
 
 void Daemon::Reload(const v1::DaemonConfig& config) {

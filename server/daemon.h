@@ -39,9 +39,10 @@ class Daemon {
 
   // Creates the run dir (0755) and the sockets, starts every server.
   absl::Status Start();
-  // Releases every binding (sessions closed, NIC restored), stops serving.
-  // Idempotent.
-  void Stop();
+  // Releases every binding (sessions closed, NIC restored), stops serving,
+  // and reports what it released and what is still draining (also logged
+  // as devmemd_stopped). Idempotent: later calls report nothing.
+  ShutdownReport Stop();
   // Applies allowlist and quotas from `config`; nothing else changes.
   void Reload(const v1::DaemonConfig& config);
 

@@ -83,6 +83,8 @@ struct Depot {
   // Stats() and MetadataBytesTouched() can read it without the lock.
   std::atomic<uint64_t> carved{0};
   std::function<void()> on_released ABSL_GUARDED_BY(mu);
+  // OnReleased listeners, run after on_released.
+  std::vector<std::function<void()>> release_listeners ABSL_GUARDED_BY(mu);
   bool released ABSL_GUARDED_BY(mu) = false;
 
   uint64_t FreeLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu) {

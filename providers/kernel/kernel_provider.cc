@@ -339,6 +339,17 @@ class KernelProvider final : public Provider {
   std::string_view name() const override { return "kernel"; }
 
   absl::StatusOr<std::vector<DeviceInfo>> ListDevices() override;
+  absl::StatusOr<uint64_t> ReleasedInflight(uint32_t binding_id) override {
+    ASSIGN_OR_RETURN(
+        std::vector<kernel::PagePoolRecord> pools,
+        state_->Query([](NetdevClient& c) { return c.DumpPagePools(); }));
+    uint64_t inflight = 0;
+    for (const kernel::PagePoolRecord& p : pools) {
+      if (p.dmabuf == binding_id) inflight += p.inflight.value_or(0);
+    }
+    return inflight;
+  }
+
   absl::StatusOr<DmabufInfo> CheckDmabuf(BorrowedFd fd) override {
     return CheckDmabufFd(fd);
   }

@@ -492,11 +492,85 @@ TEST_F(BrokerTest, ShutdownReleasesAll) {
   Sess a = Open(1000), b = Open(1001);
   ASSERT_TRUE(broker_->Bind(a.caller, Rx(Ticket(a), 1)).ok());
   ASSERT_TRUE(broker_->Bind(b.caller, Rx(Ticket(b), 1)).ok());
-  broker_->Shutdown();
+  ASSERT_TRUE(broker_->Bind(b.caller, Rx(Ticket(b), 1)).ok());
+  const ShutdownReport report = broker_->Shutdown();
+  EXPECT_EQ(report.sessions_closed, 2u);
+  EXPECT_EQ(report.bindings_released, 3u);
+  EXPECT_TRUE(report.still_draining.empty());
+  const ShutdownReport again = broker_->Shutdown();
+  EXPECT_EQ(again.sessions_closed, 0u);
+  EXPECT_EQ(again.bindings_released, 0u);
   ExpectNothingHeld();
   EXPECT_EQ(broker_->session_count(), 0u);
   EXPECT_EQ(broker_->OpenSession({1, 0, 0}, "", nullptr).status().code(),
             absl::StatusCode::kUnavailable);
+}
+
+TEST_F(BrokerTest, AKernelBindingDrainsUntilItsPagePoolsAreEmpty) {
+  Sess s = Open(1000);
+  auto b = broker_->Bind(s.caller, Rx(Ticket(s), 1));
+  ASSERT_TRUE(b.ok());
+  {
+    absl::MutexLock l(&provider_.state().mu);
+    provider_.state().inflight[b->id] = 5;  // pages the NIC still holds
+  }
+  ASSERT_TRUE(broker_->Unbind(s.caller, b->id).ok());
+  auto view = [&] { return broker_->GetBinding(s.caller, b->id); };
+  EXPECT_EQ(view()->state, BindingState::kDraining);
+  broker_->Housekeeping();
+  EXPECT_EQ(view()->state, BindingState::kDraining);
+  {
+    absl::MutexLock l(&provider_.state().mu);
+    provider_.state().inflight[b->id] = 0;
+  }
+  broker_->Housekeeping();
+  EXPECT_EQ(view()->state, BindingState::kReleased);
+}
+
+TEST_F(BrokerTest, ShutdownReportsWhatIsStillDraining) {
+  Sess s = Open(1000);
+  auto b = broker_->Bind(s.caller, Rx(Ticket(s), 1));
+  ASSERT_TRUE(b.ok());
+  {
+    absl::MutexLock l(&provider_.state().mu);
+    provider_.state().inflight[b->id] = 3;
+  }
+  const ShutdownReport report = broker_->Shutdown();
+  EXPECT_EQ(report.bindings_released, 1u);
+  ASSERT_EQ(report.still_draining.size(), 1u);
+  EXPECT_EQ(report.still_draining[0].binding_id, b->id);
+  EXPECT_EQ(report.still_draining[0].device, "fake0");
+}
+
+TEST_F(BrokerTest, TheLastChunkBackMakesTheBindingReleasedWithoutASweep) {
+  provider_.state().regions = true;
+  Sess s = Open(1000);
+  auto events = broker_->Subscribe();
+  auto b = broker_->Bind(s.caller, Rx(Ticket(s), 1));
+  ASSERT_TRUE(b.ok());
+  std::shared_ptr<Region> region;
+  {
+    absl::MutexLock l(&provider_.state().mu);
+    region = provider_.state().last_region;
+  }
+  ASSERT_NE(region, nullptr);
+  // Someone still holds a chunk of the binding's pool.
+  absl::StatusOr<Chunk> held = region->Alloc();
+  ASSERT_TRUE(held.ok());
+  ASSERT_TRUE(broker_->Unbind(s.caller, b->id).ok());
+  EXPECT_EQ(broker_->GetBinding(s.caller, b->id)->state,
+            BindingState::kDraining);
+  // No Housekeeping: the chunk coming back is what releases it.
+  (void)region->Unref(*held);
+  EXPECT_EQ(broker_->GetBinding(s.caller, b->id)->state,
+            BindingState::kReleased);
+  std::vector<EventKind> kinds;
+  for (const Event& e : events->Wait(absl::ZeroDuration())) {
+    kinds.push_back(e.kind);
+  }
+  EXPECT_EQ(kinds,
+            (std::vector<EventKind>{EventKind::kBound, EventKind::kDraining,
+                                    EventKind::kReleased}));
 }
 
 TEST_F(BrokerTest, ValidatesParams) {

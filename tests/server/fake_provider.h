@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "base/errno_status.h"
+#include "pool/region.h"
 #include "providers/common/dmabuf_check.h"
 #include "providers/provider.h"
 
@@ -40,6 +41,12 @@ class FakeProvider : public Provider {
     // Each binding makes a data path (a socketpair, as the sim does); the
     // fake keeps its own end until the binding goes.
     bool data_paths = false;
+    // Each RX binding gets a Region of 16 chunks over heap memory (as the
+    // sim's page pool); the last one made is kept here for tests.
+    bool regions = false;
+    std::shared_ptr<Region> last_region;
+    // ReleasedInflight per binding id (a kernel's lingering page pools).
+    std::map<uint32_t, uint64_t> inflight;
   };
 
   explicit FakeProvider(std::map<std::string, uint32_t> devices = {{"fake0",
@@ -118,6 +125,16 @@ class FakeProvider : public Provider {
           rx_(rx),
           queues_(std::move(queues)) {
       ++s_->bindings;
+      if (s_->regions && rx_) {
+        memory_.resize(16 * 4096);
+        absl::StatusOr<std::shared_ptr<Region>> r =
+            Region::Create(RegionOptions{.size_bytes = memory_.size(),
+                                         .chunk_size = 4096,
+                                         .cpu_base = memory_.data(),
+                                         .name = "fake"});
+        if (r.ok()) region_ = *r;
+        s_->last_region = region_;  // BindRx holds s_->mu
+      }
       if (s_->data_paths) {
         int sv[2];
         if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0) {
@@ -127,6 +144,11 @@ class FakeProvider : public Provider {
       }
     }
     ~Binding() override {
+      if (region_ != nullptr) {
+        // As the sim: the memory goes when the last chunk is back.
+        (void)region_->Retire([mem = std::make_shared<std::vector<std::byte>>(
+                                   std::move(memory_))] {});
+      }
       absl::MutexLock l(&s_->mu);
       for (uint32_t q : queues_) s_->bound[dev_].erase(q);
       --s_->bindings;
@@ -164,7 +186,7 @@ class FakeProvider : public Provider {
     std::optional<DataPath> TakeDataPath() override {
       return std::exchange(data_path_, std::nullopt);
     }
-    std::shared_ptr<Region> region() const override { return nullptr; }
+    std::shared_ptr<Region> region() const override { return region_; }
 
    private:
     std::shared_ptr<State> s_;
@@ -174,6 +196,8 @@ class FakeProvider : public Provider {
     const std::vector<uint32_t> queues_;
     UniqueFd own_end_;
     std::optional<DataPath> data_path_;
+    std::vector<std::byte> memory_;  // a region's chunks (kept by region_)
+    std::shared_ptr<Region> region_;
   };
 
   absl::StatusOr<std::unique_ptr<ProviderBinding>> BindRx(
@@ -210,6 +234,12 @@ class FakeProvider : public Provider {
   absl::StatusOr<std::vector<QueueStats>> GetQueueStats(
       std::string_view) override {
     return std::vector<QueueStats>{};
+  }
+
+  absl::StatusOr<uint64_t> ReleasedInflight(uint32_t id) override {
+    absl::MutexLock l(&state_->mu);
+    auto it = state_->inflight.find(id);
+    return it == state_->inflight.end() ? 0 : it->second;
   }
 
  private:
