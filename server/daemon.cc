@@ -162,10 +162,10 @@ ShutdownReport Daemon::Stop() {
   if (started_) {
     ::unlink(api_socket().c_str());
     DEVMEM_LOG(kInfo, "devmemd_stopped")
+        .Kv("open_bindings", broker_->open_binding_count())
         .Kv("sessions_closed", report.sessions_closed)
         .Kv("bindings_released", report.bindings_released)
-        .Kv("still_draining", report.still_draining.size())
-        .Kv("open_bindings", broker_->open_binding_count());
+        .Kv("still_draining", report.still_draining.size());
   }
   return report;
 }
