@@ -313,10 +313,9 @@ ParseResult Parse(const std::vector<std::string>& args) {
       c.queue_ids = *std::move(ids);
     } else if (c.name == "bind" && flag == "--size") {
       if (!need()) return UsageError(c.name, "--size needs a size like 64M");
-      absl::StatusOr<uint64_t> size = ParseByteSize(value);
+      absl::StatusOr<uint64_t> size = ParseByteSizeFlag(flag, value);
       if (!size.ok()) {
-        return UsageError(c.name,
-                          absl::StrCat("--size ", size.status().message()));
+        return UsageError(c.name, std::string(size.status().message()));
       }
       if (*size == 0) return UsageError(c.name, "--size must be more than 0");
       c.size = *size;
@@ -324,11 +323,8 @@ ParseResult Parse(const std::vector<std::string>& args) {
       if (!need()) {
         return UsageError(c.name, "--chunk-size needs a size like 4K");
       }
-      absl::StatusOr<uint64_t> v = ParseByteSize(value);
-      if (!v.ok()) {
-        return UsageError(c.name,
-                          absl::StrCat("--chunk-size ", v.status().message()));
-      }
+      absl::StatusOr<uint64_t> v = ParseByteSizeFlag(flag, value);
+      if (!v.ok()) return UsageError(c.name, std::string(v.status().message()));
       // The daemon's rule, said here in the user's units before anything is
       // sent.
       if (!Region::ValidChunkSize(*v)) {
