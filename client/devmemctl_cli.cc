@@ -7,8 +7,6 @@
 #include <optional>
 #include <thread>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -16,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "base/byte_size.h"
+#include "base/errno_status.h"
 #include "client/client.h"
 #include "client/dmabuf/dmabuf.h"
 #include "google/protobuf/util/json_util.h"
@@ -202,24 +201,7 @@ sigset_t BlockStopSignals() {
 }  // namespace
 
 std::string ErrorLine(const absl::Status& s) {
-  // A daemon message made from an errno already ends with its name, e.g.
-  // "...: Invalid argument (EINVAL)"; the gRPC code would say it again.
-  absl::string_view m = s.message();
-  bool names_errno = false;
-  if (absl::ConsumeSuffix(&m, ")")) {
-    const size_t open = m.rfind(" (E");
-    names_errno = open != m.npos &&
-                  std::all_of(m.begin() + open + 3, m.end(), [](char ch) {
-                    return absl::ascii_isupper(ch) || absl::ascii_isdigit(ch);
-                  });
-  }
-  if (names_errno || s.message().empty()) {
-    return absl::StrCat("devmemctl: ", s.message().empty()
-                                           ? absl::StatusCodeToString(s.code())
-                                           : std::string(s.message()));
-  }
-  return absl::StrCat("devmemctl: ", s.message(), " (",
-                      absl::StatusCodeToString(s.code()), ")");
+  return absl::StrCat("devmemctl: ", StatusText(s));
 }
 
 namespace {

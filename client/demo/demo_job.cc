@@ -264,7 +264,7 @@ absl::Status Run(const Args& args) {
   auto after = client->GetBinding(id);
   std::printf("job: binding %u unbound (%s)\n", id,
               after.ok() ? devmem::v1::BindingState_Name(after->state()).c_str()
-                         : after.status().ToString().c_str());
+                         : devmem::StatusText(after.status()).c_str());
   return absl::OkStatus();
 }
 
@@ -369,7 +369,8 @@ int main(int argc, char** argv) {
   }
   absl::Status s = Run(args);
   if (!s.ok()) {
-    std::fprintf(stderr, "devmem-demo-job: %s\n", s.ToString().c_str());
+    std::fprintf(stderr, "devmem-demo-job: %s\n",
+                 devmem::StatusText(s).c_str());
     std::printf("job: RESULT FAILED\n");
     return 1;
   }
