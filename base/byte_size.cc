@@ -42,4 +42,14 @@ absl::StatusOr<uint64_t> ParseByteSize(absl::string_view text) {
   return v * mul;
 }
 
+absl::StatusOr<uint64_t> ParseByteSizeFlag(absl::string_view flag,
+                                           absl::string_view text) {
+  absl::StatusOr<uint64_t> v = ParseByteSize(text);
+  if (!v.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, " ", v.status().message()));
+  }
+  return v;
+}
+
 }  // namespace devmem

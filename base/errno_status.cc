@@ -1,12 +1,15 @@
 #include "base/errno_status.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <optional>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 
 namespace devmem {
 namespace {
@@ -56,6 +59,23 @@ constexpr Name kNames[] = {
 };
 
 constexpr char kErrnoPayloadUrl[] = "type.devmem.dev/errno";
+
+// True when `message` ends with an errno's name in parentheses, as
+// ErrnoToStatus ends it: " (EINVAL)", " (ETOOSMALL)" or " (errno 1234)".
+bool EndsWithErrnoName(absl::string_view message) {
+  if (!absl::ConsumeSuffix(&message, ")")) return false;
+  const size_t open = message.rfind(" (");
+  if (open == absl::string_view::npos) return false;
+  absl::string_view name = message.substr(open + 2);
+  if (absl::ConsumePrefix(&name, "errno ")) {
+    int n = 0;
+    return absl::SimpleAtoi(name, &n) && n > 0;
+  }
+  return name.size() >= 2 && name[0] == 'E' &&
+         std::all_of(name.begin() + 1, name.end(), [](char c) {
+           return absl::ascii_isupper(c) || absl::ascii_isdigit(c);
+         });
+}
 
 }  // namespace
 
@@ -117,6 +137,13 @@ absl::Status StatusWithErrno(absl::StatusCode code, int errnum,
     status.SetPayload(kErrnoPayloadUrl, absl::Cord(absl::StrCat(errnum)));
   }
   return status;
+}
+
+std::string StatusText(const absl::Status& status) {
+  const std::string code = absl::StatusCodeToString(status.code());
+  if (status.message().empty()) return code;
+  if (EndsWithErrnoName(status.message())) return std::string(status.message());
+  return absl::StrCat(status.message(), " (", code, ")");
 }
 
 absl::Status WithContext(const absl::Status& status,

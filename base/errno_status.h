@@ -54,6 +54,15 @@ absl::Status StatusWithErrno(absl::StatusCode code, int errnum,
 // errno) are kept. OK stays OK.
 absl::Status WithContext(const absl::Status& status, absl::string_view context);
 
+// `status` as one line a person reads, saying each thing once: its message,
+// then its code's name in parentheses ("uid 1000 is not allowed
+// (PERMISSION_DENIED)"), except when the message already ends with the errno
+// it was made from ("bind sim0: Invalid argument (EINVAL)", as ErrnoToStatus
+// writes it; the text survives a trip over gRPC, the payload does not): the
+// errno says what the code would. The code's name alone for an empty
+// message; "OK" for OK. For command-line tools; logs keep the code apart.
+std::string StatusText(const absl::Status& status);
+
 }  // namespace devmem
 
 #endif  // DEVMEM_BASE_ERRNO_STATUS_H_

@@ -182,8 +182,7 @@ class Client {
   // Registers `dmabuf` on the session (the daemon dups it) and binds it to
   // RX queues of options.device. Errors are the daemon's: InvalidArgument
   // (bad spec or queue), NotFound (unknown device), AlreadyExists (queue
-  // bound),
-  // ResourceExhausted (quota, or not enough free queues),
+  // bound), ResourceExhausted (quota, or not enough free queues),
   // FailedPrecondition (device cannot do devmem), PermissionDenied (no
   // session); InvalidArgument from the fd check (not a dmabuf/memfd).
   absl::StatusOr<Binding> BindRx(BorrowedFd dmabuf,

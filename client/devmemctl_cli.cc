@@ -7,8 +7,6 @@
 #include <optional>
 #include <thread>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -16,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "base/byte_size.h"
+#include "base/errno_status.h"
 #include "client/client.h"
 #include "client/dmabuf/dmabuf.h"
 #include "google/protobuf/util/json_util.h"
@@ -202,24 +201,7 @@ sigset_t BlockStopSignals() {
 }  // namespace
 
 std::string ErrorLine(const absl::Status& s) {
-  // A daemon message made from an errno already ends with its name, e.g.
-  // "...: Invalid argument (EINVAL)"; the gRPC code would say it again.
-  absl::string_view m = s.message();
-  bool names_errno = false;
-  if (absl::ConsumeSuffix(&m, ")")) {
-    const size_t open = m.rfind(" (E");
-    names_errno = open != m.npos &&
-                  std::all_of(m.begin() + open + 3, m.end(), [](char ch) {
-                    return absl::ascii_isupper(ch) || absl::ascii_isdigit(ch);
-                  });
-  }
-  if (names_errno || s.message().empty()) {
-    return absl::StrCat("devmemctl: ", s.message().empty()
-                                           ? absl::StatusCodeToString(s.code())
-                                           : std::string(s.message()));
-  }
-  return absl::StrCat("devmemctl: ", s.message(), " (",
-                      absl::StatusCodeToString(s.code()), ")");
+  return absl::StrCat("devmemctl: ", StatusText(s));
 }
 
 namespace {
@@ -313,10 +295,9 @@ ParseResult Parse(const std::vector<std::string>& args) {
       c.queue_ids = *std::move(ids);
     } else if (c.name == "bind" && flag == "--size") {
       if (!need()) return UsageError(c.name, "--size needs a size like 64M");
-      absl::StatusOr<uint64_t> size = ParseByteSize(value);
+      absl::StatusOr<uint64_t> size = ParseByteSizeFlag(flag, value);
       if (!size.ok()) {
-        return UsageError(c.name,
-                          absl::StrCat("--size ", size.status().message()));
+        return UsageError(c.name, std::string(size.status().message()));
       }
       if (*size == 0) return UsageError(c.name, "--size must be more than 0");
       c.size = *size;
@@ -324,11 +305,8 @@ ParseResult Parse(const std::vector<std::string>& args) {
       if (!need()) {
         return UsageError(c.name, "--chunk-size needs a size like 4K");
       }
-      absl::StatusOr<uint64_t> v = ParseByteSize(value);
-      if (!v.ok()) {
-        return UsageError(c.name,
-                          absl::StrCat("--chunk-size ", v.status().message()));
-      }
+      absl::StatusOr<uint64_t> v = ParseByteSizeFlag(flag, value);
+      if (!v.ok()) return UsageError(c.name, std::string(v.status().message()));
       // The daemon's rule, said here in the user's units before anything is
       // sent.
       if (!Region::ValidChunkSize(*v)) {

@@ -72,8 +72,9 @@ ParseResult Parse(const std::vector<std::string>& args);
 // The help of `command` ("" for the overview).
 std::string Help(std::string_view command);
 
-// The line devmemctl prints for a failed call: the daemon's message, then
-// the status code's name unless the message already ends with an errno name
+// The line devmemctl prints for a failed call: "devmemctl: " and
+// StatusText(s) (base/errno_status.h): the daemon's message, then the status
+// code's name unless the message already ends with an errno name
 // ("... (EINVAL)"), so nothing is said twice.
 std::string ErrorLine(const absl::Status& s);
 

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -66,12 +67,13 @@ class Spsc {
     tail_.store(t + 1, std::memory_order_release);
     return true;
   }
-  bool Pop(Batch& b) {
+  // The oldest batch, or nullopt when the ring is empty.
+  std::optional<Batch> Pop() {
     const uint64_t h = head_.load(std::memory_order_relaxed);
-    if (h == tail_.load(std::memory_order_acquire)) return false;
-    b = ring_[h % kSize];
+    if (h == tail_.load(std::memory_order_acquire)) return std::nullopt;
+    std::optional<Batch> b = ring_[h % kSize];
     head_.store(h + 1, std::memory_order_release);
-    return true;
+    return b;
   }
 
  private:
@@ -90,12 +92,13 @@ void BM_PoolCrossThreadFree(benchmark::State& state) {
   Spsc queue;
   std::atomic<bool> stop{false};
   std::thread freer([&] {
-    Batch b;
     for (;;) {
-      if (queue.Pop(b)) {
-        (void)region->UnrefBulk(b.chunks);
+      if (std::optional<Batch> b = queue.Pop()) {
+        (void)region->UnrefBulk(b->chunks);
       } else if (stop.load(std::memory_order_acquire)) {
-        while (queue.Pop(b)) (void)region->UnrefBulk(b.chunks);
+        while (std::optional<Batch> rest = queue.Pop()) {
+          (void)region->UnrefBulk(rest->chunks);
+        }
         return;
       } else {
         pool_internal::CpuRelax();

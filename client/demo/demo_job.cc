@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <string>
 
 #include "absl/strings/numbers.h"
@@ -39,15 +40,9 @@
 #include "client/demo/pattern.h"
 #include "client/dmabuf/dmabuf.h"
 #include "client/rx_socket.h"
+#include "pool/region.h"
 
 namespace {
-
-// Flags take sizes as "64M"; see base/byte_size.h.
-bool ParseBytes(absl::string_view s, uint64_t* out) {
-  absl::StatusOr<uint64_t> v = devmem::ParseByteSize(s);
-  if (v.ok()) *out = *v;
-  return v.ok();
-}
 
 constexpr char kUsage[] =
     "usage: devmem-demo-job [options]\n"
@@ -129,7 +124,7 @@ absl::StatusOr<devmem::UniqueFd> Listen(uint16_t port) {
   return s;
 }
 
-absl::Status Run(const Args& args, bool* verified_all) {
+absl::Status Run(const Args& args) {
   devmem::ClientOptions copts;
   copts.run_dir = args.run_dir;
   copts.client_name = "devmem-demo-job";
@@ -269,8 +264,7 @@ absl::Status Run(const Args& args, bool* verified_all) {
   auto after = client->GetBinding(id);
   std::printf("job: binding %u unbound (%s)\n", id,
               after.ok() ? devmem::v1::BindingState_Name(after->state()).c_str()
-                         : after.status().ToString().c_str());
-  *verified_all = true;
+                         : devmem::StatusText(after.status()).c_str());
   return absl::OkStatus();
 }
 
@@ -281,22 +275,25 @@ int main(int argc, char** argv) {
   Args args;
   // In a pod that requested devmem.dev/rx-queue, the device plugin's
   // Allocate said which device and queues are this pod's.
-  auto parse_ids = [](const std::string& list, std::vector<uint32_t>* out) {
-    out->clear();
+  auto parse_ids =
+      [](const std::string& list) -> std::optional<std::vector<uint32_t>> {
+    std::vector<uint32_t> ids;
     for (absl::string_view part : absl::StrSplit(list, ',')) {
       uint32_t q = 0;
-      if (!absl::SimpleAtoi(part, &q)) return false;
-      out->push_back(q);
+      if (!absl::SimpleAtoi(part, &q)) return std::nullopt;
+      ids.push_back(q);
     }
-    return !out->empty();
+    return ids;  // StrSplit yields at least one part: never empty here
   };
   if (const char* e = std::getenv("DEVMEM_IFNAME"); e != nullptr && *e) {
     args.device = e;
   }
   if (const char* e = std::getenv("DEVMEM_RX_QUEUES"); e != nullptr && *e) {
-    if (!parse_ids(e, &args.queue_ids)) {
+    std::optional<std::vector<uint32_t>> ids = parse_ids(e);
+    if (!ids.has_value()) {
       return Usage("bad DEVMEM_RX_QUEUES (want e.g. 14,15)");
     }
+    args.queue_ids = *std::move(ids);
   }
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -306,7 +303,14 @@ int main(int argc, char** argv) {
       v = argv[++i];
       return true;
     };
-    uint64_t n = 0;
+    // A size flag's value, or the usage error to print.
+    auto size = [&]() -> absl::StatusOr<uint64_t> {
+      if (!value()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(a, " needs a size like 64M"));
+      }
+      return devmem::ParseByteSizeFlag(a, v);
+    };
     if (a == "--help" || a == "-h") {
       std::fputs(kUsage, stdout);
       return 0;
@@ -321,20 +325,27 @@ int main(int argc, char** argv) {
         return Usage("bad --queues");
       }
     } else if (a == "--queue-ids") {
-      if (!value() || !parse_ids(v, &args.queue_ids)) {
-        return Usage("bad --queue-ids (want e.g. 14,15)");
-      }
+      std::optional<std::vector<uint32_t>> ids;
+      if (value()) ids = parse_ids(v);
+      if (!ids.has_value()) return Usage("bad --queue-ids (want e.g. 14,15)");
+      args.queue_ids = *std::move(ids);
     } else if (a == "--buffer-size") {
-      if (!value() || !ParseBytes(v, &args.buffer_size)) {
-        return Usage("bad --buffer-size");
-      }
+      absl::StatusOr<uint64_t> n = size();
+      if (!n.ok()) return Usage(std::string(n.status().message()));
+      args.buffer_size = *n;
     } else if (a == "--chunk-size") {
-      if (!value() || !ParseBytes(v, &n) || n > (1u << 21)) {
-        return Usage("bad --chunk-size");
+      absl::StatusOr<uint64_t> n = size();
+      if (!n.ok()) return Usage(std::string(n.status().message()));
+      if (!devmem::Region::ValidChunkSize(*n)) {
+        return Usage(absl::StrCat("--chunk-size ", v,
+                                  " is out of range: a power of two from 4K "
+                                  "to 2M"));
       }
-      args.chunk_size = static_cast<uint32_t>(n);
+      args.chunk_size = static_cast<uint32_t>(*n);
     } else if (a == "--bytes") {
-      if (!value() || !ParseBytes(v, &args.bytes)) return Usage("bad --bytes");
+      absl::StatusOr<uint64_t> n = size();
+      if (!n.ok()) return Usage(std::string(n.status().message()));
+      args.bytes = *n;
     } else if (a == "--endpoint-file") {
       if (!value()) return Usage("--endpoint-file needs a path");
       args.endpoint_file = v;
@@ -356,10 +367,10 @@ int main(int argc, char** argv) {
       return Usage(absl::StrCat("unknown argument ", a));
     }
   }
-  bool ok = false;
-  absl::Status s = Run(args, &ok);
+  absl::Status s = Run(args);
   if (!s.ok()) {
-    std::fprintf(stderr, "devmem-demo-job: %s\n", s.ToString().c_str());
+    std::fprintf(stderr, "devmem-demo-job: %s\n",
+                 devmem::StatusText(s).c_str());
     std::printf("job: RESULT FAILED\n");
     return 1;
   }

@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,13 +30,6 @@
 #include "client/demo/pattern.h"
 
 namespace {
-
-// Flags take sizes as "64M"; see base/byte_size.h.
-bool ParseBytes(absl::string_view s, uint64_t* out) {
-  absl::StatusOr<uint64_t> v = devmem::ParseByteSize(s);
-  if (v.ok()) *out = *v;
-  return v.ok();
-}
 
 constexpr char kUsage[] =
     "usage: devmem-demo-sender --to HOST:PORT --bytes N [--block BYTES]\n"
@@ -61,28 +55,45 @@ int main(int argc, char** argv) {
   bool have_bytes = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    auto value = [&](std::string* v) {
-      if (i + 1 >= argc) return false;
-      *v = argv[++i];
-      return true;
+    // The flag's value: the next argument, nullopt when there is none.
+    auto value = [&]() -> std::optional<std::string> {
+      if (i + 1 >= argc) return std::nullopt;
+      return std::string(argv[++i]);
     };
-    std::string v;
+    // A size flag's value, or the usage error to print.
+    auto size = [&]() -> absl::StatusOr<uint64_t> {
+      std::optional<std::string> v = value();
+      if (!v.has_value()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(a, " needs a size like 64M"));
+      }
+      return devmem::ParseByteSizeFlag(a, *v);
+    };
     if (a == "--help" || a == "-h") {
       std::fputs(kUsage, stdout);
       return 0;
     } else if (a == "--to") {
-      if (!value(&to)) return Usage("--to needs HOST:PORT");
+      std::optional<std::string> v = value();
+      if (!v.has_value()) return Usage("--to needs HOST:PORT");
+      to = *std::move(v);
     } else if (a == "--bytes") {
-      if (!value(&v) || !ParseBytes(v, &bytes)) return Usage("bad --bytes");
+      absl::StatusOr<uint64_t> n = size();
+      if (!n.ok()) return Usage(std::string(n.status().message()));
+      bytes = *n;
       have_bytes = true;
     } else if (a == "--block") {
-      if (!value(&v) || !ParseBytes(v, &block) || block == 0) {
-        return Usage("bad --block");
-      }
+      absl::StatusOr<uint64_t> n = size();
+      if (!n.ok()) return Usage(std::string(n.status().message()));
+      if (*n == 0) return Usage("--block must be more than 0");
+      block = *n;
     } else if (a == "--seed") {
-      if (!value(&v) || !absl::SimpleAtoi(v, &seed)) return Usage("bad --seed");
+      std::optional<std::string> v = value();
+      if (!v.has_value() || !absl::SimpleAtoi(*v, &seed)) {
+        return Usage("bad --seed");
+      }
     } else if (a == "--connect-timeout") {
-      if (!value(&v) || !absl::SimpleAtod(v, &connect_timeout_s)) {
+      std::optional<std::string> v = value();
+      if (!v.has_value() || !absl::SimpleAtod(*v, &connect_timeout_s)) {
         return Usage("bad --connect-timeout");
       }
     } else {

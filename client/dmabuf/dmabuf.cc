@@ -65,38 +65,6 @@ absl::StatusOr<UniqueFd> MakeSealedMemfd(const std::string& name,
 
 }  // namespace
 
-absl::StatusOr<DmabufMapping> DmabufMapping::Map(BorrowedFd fd, uint64_t size,
-                                                 bool writable) {
-  if (size == 0) return absl::InvalidArgumentError("mmap: size must be > 0");
-  const int prot = writable ? PROT_READ | PROT_WRITE : PROT_READ;
-  void* p = ::mmap(nullptr, size, prot, MAP_SHARED, fd.get(), 0);
-  if (p == MAP_FAILED) {
-    return ErrnoStatus(absl::StrCat("mmap fd ", fd.get(), " size ", size));
-  }
-  return DmabufMapping(static_cast<std::byte*>(p), size);
-}
-
-DmabufMapping::DmabufMapping(DmabufMapping&& other) noexcept
-    : data_(std::exchange(other.data_, nullptr)),
-      size_(std::exchange(other.size_, 0)) {}
-
-DmabufMapping& DmabufMapping::operator=(DmabufMapping&& other) noexcept {
-  if (this != &other) {
-    Unmap();
-    data_ = std::exchange(other.data_, nullptr);
-    size_ = std::exchange(other.size_, 0);
-  }
-  return *this;
-}
-
-DmabufMapping::~DmabufMapping() { Unmap(); }
-
-void DmabufMapping::Unmap() {
-  if (data_ != nullptr) ::munmap(data_, size_);
-  data_ = nullptr;
-  size_ = 0;
-}
-
 absl::StatusOr<Dmabuf> Dmabuf::CreateMemfd(std::string_view name_view,
                                            uint64_t size) {
   ASSIGN_OR_RETURN(UniqueFd fd, MakeSealedMemfd(std::string(name_view), size));
@@ -145,7 +113,8 @@ absl::StatusOr<DmabufMapping> Dmabuf::Map() const {
   if (!fd_.ok()) {
     return absl::FailedPreconditionError("dmabuf: fd was released");
   }
-  return DmabufMapping::Map(fd_.borrow(), size_, /*writable=*/true);
+  return Mapping::Map(fd_.borrow(), size_, Mapping::Access::kReadWrite,
+                      kind_ == Kind::kUdmabuf ? "udmabuf" : "dmabuf");
 }
 
 }  // namespace devmem

@@ -1,5 +1,5 @@
 // Dmabuf: a buffer a job makes to receive into (or send from) with devmem
-// TCP, and DmabufMapping, an RAII CPU mapping of it.
+// TCP, and DmabufMapping, its RAII CPU mapping (base/mapping.h's Mapping).
 //
 // Two exporters are available without a GPU:
 //   * memfd: memfd_create(MFD_ALLOW_SEALING), ftruncate, then sealed with
@@ -20,8 +20,8 @@
 // holds its own reference to the file (mmap does), so it may outlive the
 // Dmabuf.
 //
-// Thread safety: both classes are immutable after creation (data() of a
-// mapping may of course be written concurrently by the caller's own rules).
+// Thread safety: both are immutable after creation (data() of a mapping may
+// of course be written concurrently by the caller's own rules).
 //
 //   ASSIGN_OR_RETURN(Dmabuf buf, Dmabuf::CreateMemfd("rx", 64 << 20));
 //   ASSIGN_OR_RETURN(DmabufMapping map, buf.Map());
@@ -35,38 +35,14 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "base/mapping.h"
 #include "base/unique_fd.h"
 
 namespace devmem {
 
-// An RAII mmap(MAP_SHARED) of a buffer fd. Move-only.
-class DmabufMapping {
- public:
-  // Maps [0, size) of `fd`. `writable` maps PROT_READ|PROT_WRITE, else
-  // PROT_READ. Errors: InvalidArgument for size 0; mmap's errno otherwise
-  // (EACCES for an fd opened without the needed access, ENODEV for a file
-  // that cannot be mapped).
-  static absl::StatusOr<DmabufMapping> Map(BorrowedFd fd, uint64_t size,
-                                           bool writable = true);
-
-  DmabufMapping() = default;
-  DmabufMapping(DmabufMapping&& other) noexcept;
-  DmabufMapping& operator=(DmabufMapping&& other) noexcept;
-  DmabufMapping(const DmabufMapping&) = delete;
-  DmabufMapping& operator=(const DmabufMapping&) = delete;
-  ~DmabufMapping();
-
-  std::byte* data() const { return data_; }
-  uint64_t size() const { return size_; }
-  bool mapped() const { return data_ != nullptr; }
-
- private:
-  DmabufMapping(std::byte* data, uint64_t size) : data_(data), size_(size) {}
-  void Unmap();
-
-  std::byte* data_ = nullptr;
-  uint64_t size_ = 0;
-};
+// A Dmabuf's CPU mapping: the one RAII mmap of the tree (base/mapping.h).
+// The name stays for the job's code; Map() gives it.
+using DmabufMapping = Mapping;
 
 class Dmabuf {
  public:
@@ -103,7 +79,8 @@ class Dmabuf {
   // Hands the fd to the caller. The object keeps only the size.
   [[nodiscard]] UniqueFd ReleaseFd() { return std::move(fd_); }
 
-  // Maps the whole buffer read-write. FailedPrecondition after ReleaseFd().
+  // Maps the whole buffer read-write. FailedPrecondition after ReleaseFd();
+  // otherwise Mapping::Map's errors.
   absl::StatusOr<DmabufMapping> Map() const;
 
  private:

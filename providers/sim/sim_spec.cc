@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "base/status_macros.h"
 
 namespace devmem {
 namespace {
@@ -24,27 +25,67 @@ bool ValidName(absl::string_view name) {
   return true;
 }
 
+// `v` as a T in [lo, hi]; InvalidArgument "KEY=V is not in [LO, HI]".
 template <typename T>
-bool ParseInRange(absl::string_view v, T lo, T hi, T* out) {
+absl::StatusOr<T> ParseInRange(absl::string_view key, absl::string_view v, T lo,
+                               T hi) {
   int64_t n = 0;
   if (!absl::SimpleAtoi(v, &n) || n < static_cast<int64_t>(lo) ||
       n > static_cast<int64_t>(hi)) {
-    return false;
+    return absl::InvalidArgumentError(
+        absl::StrCat(key, "=", v, " is not in [", lo, ", ", hi, "]"));
   }
-  *out = static_cast<T>(n);
-  return true;
+  return static_cast<T>(n);
 }
 
-bool ParseBool(absl::string_view v, absl::string_view yes, absl::string_view no,
-               bool* out) {
-  if (v == yes) {
-    *out = true;
-  } else if (v == no) {
-    *out = false;
+// true for `yes`, false for `no`; InvalidArgument "KEY=V is not YES or NO".
+absl::StatusOr<bool> ParseBool(absl::string_view key, absl::string_view v,
+                               absl::string_view yes, absl::string_view no) {
+  if (v == yes) return true;
+  if (v == no) return false;
+  return absl::InvalidArgumentError(
+      absl::StrCat(key, "=", v, " is not ", yes, " or ", no));
+}
+
+// Sets the option `key` of `dev` from `val`. InvalidArgument naming the key,
+// the value and what it may be.
+absl::Status SetOption(absl::string_view key, absl::string_view val,
+                       SimDeviceSpec& dev) {
+  if (key == "rx") {
+    ASSIGN_OR_RETURN(dev.rx_queues,
+                     ParseInRange<uint32_t>(key, val, 1, kSimMaxQueues));
+  } else if (key == "tx") {
+    ASSIGN_OR_RETURN(dev.tx_queues,
+                     ParseInRange<uint32_t>(key, val, 1, kSimMaxQueues));
+  } else if (key == "numa") {
+    ASSIGN_OR_RETURN(dev.numa_node, ParseInRange<int32_t>(key, val, -1, 1023));
+  } else if (key == "hds-thresh") {
+    ASSIGN_OR_RETURN(dev.hds_thresh,
+                     ParseInRange<uint32_t>(key, val, 0, 65535));
+  } else if (key == "hds") {
+    if (val == "auto") {
+      dev.header_split = HeaderSplit::kUnknown;
+    } else if (val == "off") {
+      dev.header_split = HeaderSplit::kDisabled;
+    } else if (val == "on") {
+      dev.header_split = HeaderSplit::kEnabled;
+    } else if (val == "unsupported") {
+      dev.header_split = HeaderSplit::kUnknown;
+      dev.header_split_supported = false;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          key, "=", val, " is not one of auto, off, on, unsupported"));
+    }
+  } else if (key == "devmem") {
+    ASSIGN_OR_RETURN(dev.devmem, ParseBool(key, val, "yes", "no"));
+  } else if (key == "link") {
+    ASSIGN_OR_RETURN(dev.link_up, ParseBool(key, val, "up", "down"));
   } else {
-    return false;
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unknown key \"", key,
+        "\" (known: rx, tx, numa, hds, hds-thresh, devmem, link)"));
   }
-  return true;
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -99,47 +140,8 @@ absl::StatusOr<std::vector<SimDeviceSpec>> ParseSimSpec(
         if (!seen.insert(std::string(key)).second) {
           return bad(absl::StrCat("key \"", key, "\" given twice"));
         }
-        bool ok = true;
-        std::string range;
-        if (key == "rx") {
-          ok = ParseInRange<uint32_t>(val, 1, kSimMaxQueues, &dev.rx_queues);
-          range = absl::StrCat("in [1, ", kSimMaxQueues, "]");
-        } else if (key == "tx") {
-          ok = ParseInRange<uint32_t>(val, 1, kSimMaxQueues, &dev.tx_queues);
-          range = absl::StrCat("in [1, ", kSimMaxQueues, "]");
-        } else if (key == "numa") {
-          ok = ParseInRange<int32_t>(val, -1, 1023, &dev.numa_node);
-          range = "in [-1, 1023]";
-        } else if (key == "hds-thresh") {
-          ok = ParseInRange<uint32_t>(val, 0, 65535, &dev.hds_thresh);
-          range = "in [0, 65535]";
-        } else if (key == "hds") {
-          range = "one of auto, off, on, unsupported";
-          if (val == "auto") {
-            dev.header_split = HeaderSplit::kUnknown;
-          } else if (val == "off") {
-            dev.header_split = HeaderSplit::kDisabled;
-          } else if (val == "on") {
-            dev.header_split = HeaderSplit::kEnabled;
-          } else if (val == "unsupported") {
-            dev.header_split = HeaderSplit::kUnknown;
-            dev.header_split_supported = false;
-          } else {
-            ok = false;
-          }
-        } else if (key == "devmem") {
-          ok = ParseBool(val, "yes", "no", &dev.devmem);
-          range = "yes or no";
-        } else if (key == "link") {
-          ok = ParseBool(val, "up", "down", &dev.link_up);
-          range = "up or down";
-        } else {
-          return bad(absl::StrCat(
-              "unknown key \"", key,
-              "\" (known: rx, tx, numa, hds, hds-thresh, devmem, link)"));
-        }
-        if (!ok) {
-          return bad(absl::StrCat(key, "=", val, " is not ", range));
+        if (absl::Status set = SetOption(key, val, dev); !set.ok()) {
+          return bad(set.message());
         }
       }
     }

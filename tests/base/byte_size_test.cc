@@ -29,5 +29,14 @@ TEST(ParseByteSize, MessageQuotesTheTextAndSaysWhatASizeIs) {
             "M, G or T (below 16E)");
 }
 
+TEST(ParseByteSizeFlag, SaysTheFlagOnceThenWhatWasWrong) {
+  EXPECT_EQ(ParseByteSizeFlag("--size", "2T").value(), uint64_t{2} << 40);
+  absl::StatusOr<uint64_t> v = ParseByteSizeFlag("--size", "12Q");
+  EXPECT_EQ(v.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(v.status().message(),
+            "--size \"12Q\" is not a size: want a whole number with an "
+            "optional K, M, G or T (below 16E)");
+}
+
 }  // namespace
 }  // namespace devmem

@@ -34,6 +34,7 @@
 #include "client/rx_socket.h"
 #include "client/tx_sender.h"
 #include "gtest/gtest.h"
+#include "tests/testing/wait.h"
 
 #ifndef DEVMEM_BIN_DIR
 #error "DEVMEM_BIN_DIR must name the directory with devmemd and the demo"
@@ -42,6 +43,8 @@
 namespace devmem {
 namespace {
 
+using ::devmem::testing::WaitFor;
+
 const std::string kBin = DEVMEM_BIN_DIR;
 
 std::string ReadFile(const std::string& path) {
@@ -49,18 +52,6 @@ std::string ReadFile(const std::string& path) {
   std::stringstream s;
   s << f.rdbuf();
   return s.str();
-}
-
-// Polls `cond` until it holds or `timeout` passes. The short pause between
-// polls is not synchronisation: the condition decides.
-bool WaitFor(const std::function<bool()>& cond,
-             absl::Duration timeout = absl::Seconds(30)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!cond()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(2));
-  }
-  return true;
 }
 
 // A child process with stdout+stderr in a file.

@@ -33,18 +33,19 @@ class Queue {
     for (Item& i : items) q_.push_back(i);
     cv_.SignalAll();
   }
-  // Returns false when closed and empty.
-  bool Pop(std::vector<Item>& out, size_t max) {
+  // Up to `max` (>= 1) items, waiting for the first; empty only once the
+  // queue is closed and drained.
+  std::vector<Item> Pop(size_t max) {
     MutexLock l(mu_);
     cv_.Await(mu_, [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
       return !q_.empty() || closed_;
     });
-    if (q_.empty()) return false;
+    std::vector<Item> out;
     while (!q_.empty() && out.size() < max) {
       out.push_back(q_.front());
       q_.pop_front();
     }
-    return true;
+    return out;
   }
   void Close() {
     MutexLock l(mu_);
@@ -114,8 +115,9 @@ TEST(RegionStress, AllocFreeTokensAndRetireAcrossThreads) {
 
   auto consumer = [&](int k) {
     std::mt19937_64 rng(seed * 31 + k);
-    std::vector<Item> items;
-    while (queue.Pop(items, 1 + rng() % 100)) {
+    for (;;) {
+      const std::vector<Item> items = queue.Pop(1 + rng() % 100);
+      if (items.empty()) break;  // closed and drained
       std::vector<Chunk> plain;
       for (const Item& it : items) {
         if (it.borrower == 0) {
@@ -131,7 +133,6 @@ TEST(RegionStress, AllocFreeTokensAndRetireAcrossThreads) {
         }
       }
       ASSERT_TRUE(region->UnrefBulk(plain).ok());
-      items.clear();
     }
   };
 

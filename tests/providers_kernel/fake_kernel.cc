@@ -4,111 +4,24 @@
 #include <linux/genetlink.h>
 #include <linux/netlink.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/errno_status.h"
 #include "base/uapi.h"
+#include "tests/providers_kernel/fake_wire.h"
 
 namespace devmem::testing {
 namespace {
 
-using namespace ::devmem::uapi;  // NOLINT
-
-// ---- The fake's own wire encoder/decoder (independent of the provider's). --
-using Bytes = std::vector<uint8_t>;
-
-void Pad(Bytes& b) {
-  while (b.size() % 4 != 0) b.push_back(0);
-}
-
-void Raw(Bytes& b, const void* p, size_t n) {
-  const auto* c = static_cast<const uint8_t*>(p);
-  b.insert(b.end(), c, c + n);
-}
-
-void Attr(Bytes& b, uint16_t type, const void* p, size_t n) {
-  const uint16_t len = static_cast<uint16_t>(4 + n);
-  Raw(b, &len, 2);
-  Raw(b, &type, 2);
-  Raw(b, p, n);
-  Pad(b);
-}
-void U16(Bytes& b, uint16_t type, uint16_t v) { Attr(b, type, &v, 2); }
-void U32(Bytes& b, uint16_t type, uint32_t v) { Attr(b, type, &v, 4); }
-void U64(Bytes& b, uint16_t type, uint64_t v) { Attr(b, type, &v, 8); }
-// A netlink `uint`: 4 bytes if it fits, else 8 (as nla_put_uint does).
-void Uint(Bytes& b, uint16_t type, uint64_t v) {
-  if (v <= UINT32_MAX) {
-    U32(b, type, static_cast<uint32_t>(v));
-  } else {
-    U64(b, type, v);
-  }
-}
-void Str(Bytes& b, uint16_t type, const std::string& s) {
-  Attr(b, type, s.c_str(), s.size() + 1);
-}
-size_t NestBegin(Bytes& b, uint16_t type) {
-  const size_t at = b.size();
-  const uint16_t zero = 0, t = type | NLA_F_NESTED;
-  Raw(b, &zero, 2);
-  Raw(b, &t, 2);
-  return at;
-}
-void NestEnd(Bytes& b, size_t at) {
-  const uint16_t len = static_cast<uint16_t>(b.size() - at);
-  std::memcpy(b.data() + at, &len, 2);
-}
-
-Bytes Msg(uint16_t type, uint16_t flags, uint32_t seq, const Bytes& payload) {
-  Bytes b;
-  const uint32_t len = static_cast<uint32_t>(16 + payload.size());
-  const uint32_t pid = 0;
-  Raw(b, &len, 4);
-  Raw(b, &type, 2);
-  Raw(b, &flags, 2);
-  Raw(b, &seq, 4);
-  Raw(b, &pid, 4);
-  b.insert(b.end(), payload.begin(), payload.end());
-  Pad(b);
-  return b;
-}
-
-Bytes Genl(uint8_t cmd) { return Bytes{cmd, 1, 0, 0}; }
-
-struct InAttr {
-  uint16_t type;
-  bool nested;
-  size_t offset;  // from the request's nlmsghdr
-  const uint8_t* data;
-  size_t len;
-};
-
-// Strict decoder: false on any malformed attribute.
-bool Decode(const uint8_t* p, size_t n, size_t base, std::vector<InAttr>& out) {
-  size_t pos = 0;
-  while (pos + 4 <= n) {
-    uint16_t len, type;
-    std::memcpy(&len, p + pos, 2);
-    std::memcpy(&type, p + pos + 2, 2);
-    if (len < 4 || pos + len > n) return false;
-    out.push_back({static_cast<uint16_t>(type & 0x3fff),
-                   (type & NLA_F_NESTED) != 0, base + pos, p + pos + 4,
-                   static_cast<size_t>(len - 4)});
-    pos += (len + 3) & ~3u;
-  }
-  return pos >= n;
-}
-
-uint32_t GetU32(const InAttr& a) {
-  uint32_t v = 0;
-  std::memcpy(&v, a.data, std::min<size_t>(a.len, 4));
-  return v;
-}
+using namespace ::devmem::uapi;           // NOLINT
+using namespace ::devmem::testing::wire;  // NOLINT: the fake's own codec
 
 // An error answer: what the kernel's netlink_ack() builds with CAP_ACK.
 struct Err {
@@ -261,9 +174,11 @@ struct FakeKernel::State {
   void HandleNetdev(uint64_t endpoint, const Bytes& req,
                     const std::vector<InAttr>& attrs, uint8_t cmd, bool dump,
                     std::deque<Bytes>& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
-  Err BindRx(uint64_t endpoint, const std::vector<InAttr>& attrs, uint32_t& id)
+  // bind-rx / bind-tx. On success (errnum 0) the new binding is
+  // bindings.back().
+  Err BindRx(uint64_t endpoint, const std::vector<InAttr>& attrs)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
-  Err BindTx(uint64_t endpoint, const std::vector<InAttr>& attrs, uint32_t& id)
+  Err BindTx(uint64_t endpoint, const std::vector<InAttr>& attrs)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 };
 
@@ -280,17 +195,18 @@ void FakeKernel::State::Handle(uint64_t endpoint, const Bytes& req,
     Ack(req, {EINVAL}, out);
     return;
   }
-  std::vector<InAttr> attrs;
-  if (!Decode(req.data() + 20, req.size() - 20, 20, attrs)) {
+  const std::optional<std::vector<InAttr>> attrs =
+      Decode(req.data() + 20, req.size() - 20, 20);
+  if (!attrs.has_value()) {
     Ack(req, {EINVAL, "malformed attributes"}, out);
     return;
   }
   const uint8_t cmd = req[16];
   const bool dump = (flags & NLM_F_DUMP) == NLM_F_DUMP;
   if (type == GENL_ID_CTRL) {
-    HandleCtrl(req, attrs, cmd, out);
+    HandleCtrl(req, *attrs, cmd, out);
   } else if (type == kNetdevFamilyId && netdev_present) {
-    HandleNetdev(endpoint, req, attrs, cmd, dump, out);
+    HandleNetdev(endpoint, req, *attrs, cmd, dump, out);
   } else {
     Ack(req, {ENOENT}, out);
   }
@@ -454,13 +370,12 @@ void FakeKernel::State::HandleNetdev(uint64_t endpoint, const Bytes& req,
     DumpReply(req, kNetdevFamilyId, std::move(records), done, out);
     return;
   }
-  uint32_t id = 0;
   Err err;
   if (cmd == kNetdevCmdBindRx) {
     ++bind_rx_requests;
-    err = BindRx(endpoint, attrs, id);
+    err = BindRx(endpoint, attrs);
   } else if (cmd == kNetdevCmdBindTx) {
-    err = BindTx(endpoint, attrs, id);
+    err = BindTx(endpoint, attrs);
   } else {
     err = {EOPNOTSUPP};
   }
@@ -469,13 +384,13 @@ void FakeKernel::State::HandleNetdev(uint64_t endpoint, const Bytes& req,
     return;
   }
   Bytes p = Genl(cmd);
-  U32(p, kNetdevADmabufId, id);
+  U32(p, kNetdevADmabufId, bindings.back().id);
   Reply(req, kNetdevFamilyId, p, out);
   Ack(req, {0}, out);
 }
 
 Err FakeKernel::State::BindRx(uint64_t endpoint,
-                              const std::vector<InAttr>& attrs, uint32_t& id) {
+                              const std::vector<InAttr>& attrs) {
   if (!admin) return {EPERM};  // GENL_ADMIN_PERM, before any parsing
   const InAttr *ifindex = nullptr, *fd = nullptr;
   std::vector<const InAttr*> queues;
@@ -509,10 +424,11 @@ Err FakeKernel::State::BindRx(uint64_t endpoint,
   if (!dev->queue_api) return {EOPNOTSUPP, "", ifindex->offset};
   std::vector<uint32_t> ids;
   for (const InAttr* q : queues) {
-    std::vector<InAttr> inner;
-    if (!Decode(q->data, q->len, q->offset + 4, inner)) return {EINVAL};
+    const std::optional<std::vector<InAttr>> inner =
+        Decode(q->data, q->len, q->offset + 4);
+    if (!inner.has_value()) return {EINVAL};
     const InAttr *qid = nullptr, *qtype = nullptr;
-    for (const InAttr& a : inner) {
+    for (const InAttr& a : *inner) {
       if (a.type == kNetdevAQueueIdId)
         qid = &a;
       else if (a.type == kNetdevAQueueIdType)
@@ -541,7 +457,7 @@ Err FakeKernel::State::BindRx(uint64_t endpoint,
       return {EEXIST, "designated queue already memory provider bound"};
     }
   }
-  id = next_binding++;
+  const uint32_t id = next_binding++;
   std::sort(ids.begin(), ids.end());
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   for (uint32_t q : ids) {
@@ -553,7 +469,7 @@ Err FakeKernel::State::BindRx(uint64_t endpoint,
 }
 
 Err FakeKernel::State::BindTx(uint64_t endpoint,
-                              const std::vector<InAttr>& attrs, uint32_t& id) {
+                              const std::vector<InAttr>& attrs) {
   const InAttr *ifindex = nullptr, *fd = nullptr;
   for (const InAttr& a : attrs) {
     if (a.type > kNetdevADmabufFd) {
@@ -573,7 +489,7 @@ Err FakeKernel::State::BindTx(uint64_t endpoint,
   if (dev == nullptr) return {ENODEV};
   if (!dev->netmem_tx) return {EOPNOTSUPP, "Driver does not support netmem TX"};
   if (::fcntl(static_cast<int>(GetU32(*fd)), F_GETFD) < 0) return {EBADF};
-  id = next_binding++;
+  const uint32_t id = next_binding++;
   bindings.push_back({id, endpoint, dev->ifindex, false, {}});
   return {};
 }

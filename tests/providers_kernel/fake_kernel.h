@@ -2,14 +2,15 @@
 // (netlink transport, ethtool, host), for the success paths no NIC here has.
 //
 // The netlink side answers the way a 6.18 kernel does, attribute by
-// attribute, with its own encoder and decoder (it shares no parsing code with
-// the provider): nlctrl CTRL_CMD_GETFAMILY; netdev dev-get, queue-get,
-// page-pool-get and qstats-get dumps (errors in the NLMSG_DONE payload with
-// extack); bind-rx and bind-tx with the kernel's order of checks (EPERM,
-// strict policy with NLA_F_NESTED, MISS_TYPE for missing attributes, ENODEV,
-// EOPNOTSUPP for devices without the queue API, header split and hds-thresh,
-// EEXIST for bound queues, EBADF for closed fds). Replies are NLMSG_ERROR with
-// NLM_F_CAPPED (NETLINK_CAP_ACK) and NLM_F_ACK_TLVS when extack is attached.
+// attribute, with its own encoder and decoder (fake_wire.h; it shares no
+// parsing code with the provider): nlctrl CTRL_CMD_GETFAMILY; netdev dev-get,
+// queue-get, page-pool-get and qstats-get dumps (errors in the NLMSG_DONE
+// payload with extack); bind-rx and bind-tx with the kernel's order of checks
+// (EPERM, strict policy with NLA_F_NESTED, MISS_TYPE for missing attributes,
+// ENODEV, EOPNOTSUPP for devices without the queue API, header split and
+// hds-thresh, EEXIST for bound queues, EBADF for closed fds). Replies are
+// NLMSG_ERROR with NLM_F_CAPPED (NETLINK_CAP_ACK) and NLM_F_ACK_TLVS when
+// extack is attached.
 //
 // Bindings belong to the endpoint that sent bind-rx/bind-tx: destroying the
 // endpoint unbinds them (netdev_nl_sock_priv_destroy), and their page pools

@@ -40,6 +40,16 @@ TEST(SimSpecTest, SeveralDevicesAndEveryKey) {
   EXPECT_EQ((*s)[3].header_split, HeaderSplit::kUnknown);
 }
 
+TEST(SimSpecTest, RangeErrorNamesTheDeviceTheKeyAndTheRange) {
+  absl::StatusOr<std::vector<SimDeviceSpec>> s =
+      ParseSimSpec("sim0;sim1:rx=8,numa=2000");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.status().message(),
+            "sim spec device 2 \"sim1:rx=8,numa=2000\": numa=2000 is not in "
+            "[-1, 1023]");
+}
+
 struct BadCase {
   const char* spec;
   const char* names;  // a substring the error must contain
@@ -63,13 +73,17 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"sim0;;sim1", "device 2"},
         BadCase{"sim0;", "empty device entry"},
         BadCase{"sim0:rx=0", "rx=0 is not in [1, 1024]"},
-        BadCase{"sim0:rx=1025", "rx=1025"}, BadCase{"sim0:rx=abc", "rx=abc"},
-        BadCase{"sim0:rx=-1", "rx=-1"}, BadCase{"sim0:tx=0", "tx=0"},
-        BadCase{"sim0:numa=-2", "numa=-2"},
-        BadCase{"sim0:hds=maybe", "hds=maybe"},
+        BadCase{"sim0:rx=1025", "rx=1025 is not in [1, 1024]"},
+        BadCase{"sim0:rx=abc", "rx=abc is not in [1, 1024]"},
+        BadCase{"sim0:rx=-1", "rx=-1 is not in [1, 1024]"},
+        BadCase{"sim0:tx=0", "tx=0 is not in [1, 1024]"},
+        BadCase{"sim0:numa=-2", "numa=-2 is not in [-1, 1023]"},
+        BadCase{"sim0:hds=maybe",
+                "hds=maybe is not one of auto, off, on, unsupported"},
         BadCase{"sim0:devmem=1", "devmem=1 is not yes or no"},
-        BadCase{"sim0:link=sideways", "link=sideways"},
-        BadCase{"sim0:hds-thresh=70000", "hds-thresh=70000"},
+        BadCase{"sim0:link=sideways", "link=sideways is not up or down"},
+        BadCase{"sim0:hds-thresh=70000",
+                "hds-thresh=70000 is not in [0, 65535]"},
         BadCase{"sim0:speed=100", "unknown key \"speed\""},
         BadCase{"sim0:rx", "\"rx\" is not KEY=VALUE"},
         BadCase{"sim0:rx=4,rx=8", "key \"rx\" given twice"},

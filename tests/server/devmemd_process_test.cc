@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "client/dmabuf/dmabuf.h"
 #include "devmem/v1/devmem.grpc.pb.h"
 #include "grpcpp/create_channel.h"
@@ -24,6 +26,7 @@
 #include "session/fdsock_codec.h"
 #include "tests/server/proc_status.h"
 #include "tests/server/test_util.h"
+#include "tests/testing/wait.h"
 
 namespace devmem {
 namespace {

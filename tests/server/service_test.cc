@@ -10,6 +10,8 @@
 #include <thread>
 
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "client/dmabuf/dmabuf.h"
 #include "devmem/v1/devmem.grpc.pb.h"
 #include "grpcpp/create_channel.h"
@@ -25,6 +27,7 @@
 #include "session/fdsock_codec.h"
 #include "tests/server/test_util.h"
 #include "tests/testing/data_path_peer.h"
+#include "tests/testing/wait.h"
 
 namespace devmem::server {
 namespace {

@@ -1,5 +1,5 @@
-// Helpers for server tests: temp run dirs, fd counting, polling with a
-// deadline (never sleeping as synchronization), loopback TCP senders.
+// Helpers for server tests: temp run dirs, fd counting, loopback TCP
+// senders. Polling with a deadline is tests/testing/wait.h's WaitFor.
 #ifndef DEVMEM_TESTS_SERVER_TEST_UTIL_H_
 #define DEVMEM_TESTS_SERVER_TEST_UTIL_H_
 
@@ -10,13 +10,11 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <functional>
 #include <string>
+#include <string_view>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
-#include "absl/time/time.h"
 #include "base/unique_fd.h"
 
 namespace devmem::testing {
@@ -31,19 +29,6 @@ inline int CountFds(const std::string& pid = "self") {
   }
   ::closedir(d);
   return pid == "self" ? n - 1 : n;
-}
-
-// Polls `cond` until true or `timeout`; true if it became true.
-inline bool WaitFor(const std::function<bool()>& cond,
-                    absl::Duration timeout = absl::Seconds(10)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  absl::Duration step = absl::Microseconds(200);
-  while (!cond()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(step);  // polling interval, not synchronization
-    step = std::min(step * 2, absl::Milliseconds(20));
-  }
-  return true;
 }
 
 // A short temp dir (socket paths must stay under 108 bytes).

@@ -31,11 +31,12 @@ class Error(Exception):
 
 
 class InvalidArgument(Error):
-    """INVALID_ARGUMENT: a bad request (unknown device or queue, bad spec)."""
+    """INVALID_ARGUMENT: a bad request (unknown queue, bad spec)."""
 
 
 class NotFound(Error):
-    """NOT_FOUND: no such binding (or it is already released)."""
+    """NOT_FOUND: no such device, ticket or binding (or it is already
+    released)."""
 
 
 class AlreadyExists(Error):
