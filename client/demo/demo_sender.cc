@@ -26,6 +26,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "base/byte_size.h"
+#include "base/host_port.h"
 #include "base/unique_fd.h"
 #include "client/demo/pattern.h"
 
@@ -100,12 +101,13 @@ int main(int argc, char** argv) {
       return Usage(absl::StrCat("unknown argument ", a));
     }
   }
-  const size_t colon = to.rfind(':');
-  if (to.empty() || colon == std::string::npos || !have_bytes) {
+  if (to.empty() || !have_bytes) {
     return Usage("--to HOST:PORT and --bytes are required");
   }
-  const std::string host = to.substr(0, colon);
-  const std::string port = to.substr(colon + 1);
+  absl::StatusOr<devmem::HostPort> hp = devmem::SplitHostPort(to);
+  if (!hp.ok()) return Usage(std::string(hp.status().message()));
+  const std::string& host = hp->host;
+  const std::string port = absl::StrCat(hp->port);
 
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;

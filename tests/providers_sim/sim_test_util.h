@@ -21,6 +21,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
+#include "base/host_port.h"
 #include "base/mutex.h"
 #include "base/uapi.h"
 #include "base/unique_fd.h"
@@ -28,42 +29,31 @@
 #include "pool/token_range.h"
 #include "providers/provider.h"
 #include "tests/testing/data_path_peer.h"
+#include "tests/testing/wait.h"
 
 namespace devmem::testing {
 
 inline constexpr std::chrono::seconds kWait{60};
 
-// Polls `pred` until it holds or kWait passes; for counters that have no
-// notification (Stats()). Not a sleep used as synchronisation: the condition
-// is what the test waits for.
+// The one polling helper (tests/testing/wait.h), with the data-path tests'
+// longer bound.
 inline bool Eventually(const std::function<bool()>& pred) {
-  const auto deadline = std::chrono::steady_clock::now() + kWait;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
-  }
-  return true;
+  return WaitFor(pred, absl::Seconds(60));
 }
 
 // A blocking TCP connection to "127.0.0.1:PORT".
 inline UniqueFd ConnectTo(const std::string& endpoint, int sndbuf = 0) {
-  const size_t colon = endpoint.rfind(':');
-  uint32_t port = 0;
-  if (colon == std::string::npos ||
-      !absl::SimpleAtoi(endpoint.substr(colon + 1), &port)) {
-    ADD_FAILURE() << "bad endpoint " << endpoint;
+  absl::StatusOr<SocketAddress> addr = ParseHostPort(endpoint);
+  if (!addr.ok()) {
+    ADD_FAILURE() << addr.status();
     return UniqueFd();
   }
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (sndbuf > 0) {
+  UniqueFd fd(::socket(addr->family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (sndbuf > 0) {  // before connect, so the window starts small
     ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
   }
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) !=
-      0) {
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr->storage),
+                addr->length) != 0) {
     ADD_FAILURE() << "connect " << endpoint << ": " << std::strerror(errno);
     return UniqueFd();
   }

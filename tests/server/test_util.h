@@ -15,6 +15,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/host_port.h"
 #include "base/unique_fd.h"
 
 namespace devmem::testing {
@@ -40,20 +41,9 @@ inline std::string TempRunDir() {
 
 // Connects to "127.0.0.1:PORT" and writes `bytes`; returns the socket.
 inline UniqueFd SendTcp(const std::string& endpoint, std::string_view bytes) {
-  const size_t colon = endpoint.rfind(':');
-  int port = 0;
-  if (colon == std::string::npos ||
-      !absl::SimpleAtoi(endpoint.substr(colon + 1), &port)) {
-    return UniqueFd();
-  }
-  UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  ::inet_pton(AF_INET, endpoint.substr(0, colon).c_str(), &a.sin_addr);
-  if (::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    return UniqueFd();
-  }
+  absl::StatusOr<UniqueFd> c = ConnectTcp(endpoint);
+  if (!c.ok()) return UniqueFd();
+  UniqueFd s = *std::move(c);
   size_t off = 0;
   while (off < bytes.size()) {
     const ssize_t n = ::write(s.get(), bytes.data() + off, bytes.size() - off);

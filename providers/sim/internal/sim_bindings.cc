@@ -7,9 +7,9 @@
 #include "absl/strings/str_join.h"
 #include "base/errno_status.h"
 #include "base/log.h"
+#include "base/mapping.h"
 #include "base/status_macros.h"
 #include "providers/flow.h"
-#include "providers/sim/internal/mapping.h"
 #include "providers/sim/internal/rx_path.h"
 #include "providers/sim/internal/tx_path.h"
 
@@ -227,8 +227,10 @@ absl::StatusOr<std::unique_ptr<ProviderBinding>> BindRx(
   auto undo = absl::MakeCleanup(
       [&] { kernel->ReleaseBinding(spec.device, id, /*rx=*/true, {}, 0); });
   const std::string name = absl::StrCat(spec.device, " binding ", id);
-  ASSIGN_OR_RETURN(std::shared_ptr<Mapping> mapping,
-                   Mapping::Create(spec.dmabuf, info.size_bytes, name));
+  ASSIGN_OR_RETURN(Mapping mapped,
+                   Mapping::Map(spec.dmabuf, info.size_bytes,
+                                Mapping::Access::kReadWrite, name));
+  auto mapping = std::make_shared<Mapping>(std::move(mapped));
   absl::StatusOr<std::shared_ptr<Region>> region =
       Region::Create(RegionOptions{.size_bytes = info.size_bytes,
                                    .chunk_size = cs,
@@ -266,8 +268,10 @@ absl::StatusOr<std::unique_ptr<ProviderBinding>> BindTx(
   auto undo = absl::MakeCleanup(
       [&] { kernel->ReleaseBinding(spec.device, id, /*rx=*/false, {}, 0); });
   const std::string name = absl::StrCat(spec.device, " binding ", id);
-  ASSIGN_OR_RETURN(std::shared_ptr<Mapping> mapping,
-                   Mapping::Create(spec.dmabuf, info.size_bytes, name));
+  ASSIGN_OR_RETURN(Mapping mapped,
+                   Mapping::Map(spec.dmabuf, info.size_bytes,
+                                Mapping::Access::kReadWrite, name));
+  auto mapping = std::make_shared<Mapping>(std::move(mapped));
   ASSIGN_OR_RETURN(
       std::unique_ptr<TxPath> path,
       TxPath::Create(sim_internal::TxPathOptions{.name = name,
