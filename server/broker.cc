@@ -44,8 +44,7 @@ void EventQueue::Push(const Event& e) {
   events_.push_back(e);
 }
 
-// ---- Private pieces
-// ----------------------------------------------------------
+// ---- Private pieces --------------------------------------------------------
 
 struct Broker::Session {
   uint64_t id = 0;
@@ -103,8 +102,7 @@ struct Broker::Lifeline {
   Broker* broker ABSL_GUARDED_BY(mu);
 };
 
-// ---- Broker
-// ------------------------------------------------------------------
+// ---- Broker ----------------------------------------------------------------
 
 Broker::Broker(Provider* provider, Options options)
     : provider_(provider),
@@ -594,6 +592,13 @@ BindingView Broker::ViewFor(const Caller& c, const BindingView& v) const {
   red.state = v.state;
   red.redacted = true;
   return red;
+}
+
+std::vector<BindingView> Broker::SnapshotFor(const Caller& caller) const {
+  std::vector<BindingView> out;
+  absl::ReaderMutexLock l(&mu_);
+  for (const auto& [id, r] : records_) out.push_back(ViewFor(caller, r->view));
+  return out;
 }
 
 absl::StatusOr<BindingView> Broker::GetBinding(const Caller& caller,

@@ -256,6 +256,10 @@ class Broker {
   void Unsubscribe(const std::shared_ptr<EventQueue>& q);
   // Redacts `v` for `caller` (used for events).
   BindingView ViewFor(const Caller& caller, const BindingView& v) const;
+  // Every binding the daemon still remembers (ACTIVE, DRAINING, the RELEASED
+  // history), each as `caller` may see it: the same rule as live events, so
+  // a WatchBindings snapshot and its stream agree. Ordered by id.
+  std::vector<BindingView> SnapshotFor(const Caller& caller) const;
   // Replaces the allowlist and quotas; bindings are untouched (a uid over a
   // lowered quota keeps what it has and cannot bind more).
   void UpdatePolicy(AllowPolicy allow, QuotaPolicy quota);

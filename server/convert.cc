@@ -197,6 +197,12 @@ void ToProto(const StatsSnapshot& s, v1::GetStatsResponse* out) {
       if (b.stats->pool.capacity_chunks > 0) {
         ToProto(b.stats->pool, pb->mutable_pool());
       }
+      if (b.stats->kernel_inflight.has_value()) {
+        pb->set_kernel_inflight(*b.stats->kernel_inflight);
+      }
+      if (b.stats->kernel_detach_time.has_value()) {
+        pb->set_kernel_detach_time(*b.stats->kernel_detach_time);
+      }
     }
   }
 }

@@ -136,8 +136,7 @@ grpc::Status DevmemService::WatchBindings(
     ~Unsub() { b->Unsubscribe(q); }
   } unsub{broker_, q};
   if (req->initial_snapshot()) {
-    BindingList list = broker_->ListBindings(*caller, true);
-    for (const BindingView& b : list.bindings) {
+    for (const BindingView& b : broker_->SnapshotFor(*caller)) {
       v1::BindingEvent ev;
       ev.set_kind(v1::BINDING_EVENT_KIND_SNAPSHOT);
       ToProto(b, ev.mutable_binding());

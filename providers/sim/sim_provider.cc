@@ -98,8 +98,7 @@ absl::StatusOr<uint32_t> SimNic::Preparations(std::string_view device) const {
   return kernel_->Preparations(std::string(device));
 }
 
-// ---- Factory
-// ------------------------------------------------------------------
+// ---- Factory ---------------------------------------------------------------
 
 absl::StatusOr<std::unique_ptr<Provider>> CreateSimProvider(
     const SimOptions& options) {

@@ -717,6 +717,23 @@ void FakeKernel::set_pool_inflight(uint64_t inflight) {
   MutexLock lock(state_->mu);
   state_->pool_inflight = inflight;
 }
+void FakeKernel::ReturnPages(uint32_t dmabuf) {
+  MutexLock lock(state_->mu);
+  // page_pool_release: a detached pool with nothing in flight is destroyed.
+  auto& pools = state_->pools;
+  for (auto p = pools.begin(); p != pools.end();) {
+    if (p->dmabuf != dmabuf) {
+      ++p;
+      continue;
+    }
+    p->inflight = 0;
+    if (p->detach_time.has_value()) {
+      p = pools.erase(p);
+    } else {
+      ++p;
+    }
+  }
+}
 void FakeKernel::set_one_record_per_datagram(bool on) {
   MutexLock lock(state_->mu);
   state_->one_per_datagram = on;

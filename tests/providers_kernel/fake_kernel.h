@@ -84,6 +84,8 @@ class FakeKernel {
   void set_caller_is_admin(bool admin);
   // Page pools of new bindings start with this many net_iovs in flight.
   void set_pool_inflight(uint64_t inflight);
+  // Every page of `dmabuf`'s pools comes back; a detached pool then goes.
+  void ReturnPages(uint32_t dmabuf);
   // Dumps send one record per datagram (multi-part) instead of one batch.
   void set_one_record_per_datagram(bool on);
   void set_netdev_family_present(bool present);

@@ -445,6 +445,24 @@ TEST_F(KernelProviderFakeTest, StatsFromPagePoolsAndQstats) {
   EXPECT_THAT(s.message(), HasSubstr("eth0"));
 }
 
+TEST_F(KernelProviderFakeTest, ReleasedInflightCountsTheDetachedPools) {
+  kernel_.set_pool_inflight(5);
+  auto prep = provider_->PrepareDevice("eth1", std::vector<uint32_t>{14, 15});
+  ASSERT_TRUE(prep.ok());
+  auto binding = provider_->BindRx(Rx("eth1", {14, 15}));
+  ASSERT_TRUE(binding.ok()) << binding.status();
+  const uint32_t id = (*binding)->id();
+  binding->reset();  // the unbind: the pools stay, detached
+  absl::StatusOr<uint64_t> inflight = provider_->ReleasedInflight(id);
+  ASSERT_TRUE(inflight.ok()) << inflight.status();
+  EXPECT_EQ(*inflight, 10u);  // two pools, 5 pages each
+  EXPECT_EQ(*provider_->ReleasedInflight(id + 1), 0u);  // not ours
+  kernel_.ReturnPages(id);
+  inflight = provider_->ReleasedInflight(id);
+  ASSERT_TRUE(inflight.ok());
+  EXPECT_EQ(*inflight, 0u);
+}
+
 TEST_F(KernelProviderFakeTest, DataPathIsTheJobsOwnSocket) {
   auto prep = provider_->PrepareDevice("eth1", std::vector<uint32_t>{15});
   ASSERT_TRUE(prep.ok());

@@ -226,8 +226,7 @@ TEST(NlAttrTest, OverrunningAndRuntAttributesAreInvalidArgument) {
   EXPECT_TRUE(ParseAttrs({}).ok());
 }
 
-// ---- Recorded 6.18 replies
-// ---------------------------------------------------
+// ---- Recorded 6.18 replies -------------------------------------------------
 
 TEST(RecordedRepliesTest, GetFamilyNetdev) {
   absl::StatusOr<std::vector<NlMsg>> msgs = SplitMessages(kGetFamilyNetdev0);
@@ -398,8 +397,7 @@ TEST(RecordedRepliesTest, ExtackMessagesAndBadAttributesAreNamed) {
   EXPECT_EQ(err->errnum, 0);  // the ACK
 }
 
-// ---- Hand-made edge cases
-// ------------------------------------------------------
+// ---- Hand-made edge cases --------------------------------------------------
 
 Bytes ErrorMsg(int32_t code, uint16_t flags, const Bytes& echoed,
                const Bytes& tlvs) {

@@ -573,6 +573,29 @@ TEST_F(BrokerTest, TheLastChunkBackMakesTheBindingReleasedWithoutASweep) {
                                     EventKind::kReleased}));
 }
 
+TEST_F(BrokerTest, SnapshotFollowsTheLiveEventRule) {
+  Sess a = Open(1000);
+  auto b = broker_->Bind(a.caller, Rx(Ticket(a), 1));
+  ASSERT_TRUE(b.ok());
+  Sess o = Open(1001);
+  // Another uid sees the binding, redacted, as it sees its live events.
+  std::vector<BindingView> other = broker_->SnapshotFor(o.caller);
+  ASSERT_EQ(other.size(), 1u);
+  EXPECT_TRUE(other[0].redacted);
+  EXPECT_EQ(other[0].id, 0u);
+  EXPECT_EQ(other[0].device, "fake0");
+  EXPECT_EQ(other[0].state, BindingState::kActive);
+  std::vector<BindingView> own = broker_->SnapshotFor(a.caller);
+  ASSERT_EQ(own.size(), 1u);
+  EXPECT_FALSE(own[0].redacted);
+  EXPECT_EQ(own[0].id, b->id);
+  // Released bindings stay in it, as their RELEASED event was sent.
+  ASSERT_TRUE(broker_->Unbind(a.caller, b->id).ok());
+  other = broker_->SnapshotFor(o.caller);
+  ASSERT_EQ(other.size(), 1u);
+  EXPECT_EQ(other[0].state, BindingState::kReleased);
+}
+
 TEST_F(BrokerTest, ValidatesParams) {
   Sess s = Open(1000);
   BindParams p = Rx(Ticket(s), 1);
