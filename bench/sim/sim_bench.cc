@@ -3,9 +3,8 @@
 // BM_SimRx: a sender writes 1 MiB per iteration to an RX binding's endpoint;
 // the binding receives into 4 KiB chunks of a 16 MiB memfd and sends the
 // dmabuf_cmsg records on the binding's data-path socket; a job thread reads
-// them with RxSocket::ForSimDataPath and gives tokens back once it holds
-// `batch` of them (coalesced, up to 128 ranges per call, as
-// SO_DEVMEM_DONTNEED).
+// them there and gives tokens back once it holds `batch` of them (coalesced,
+// up to 128 ranges per packet, as SO_DEVMEM_DONTNEED).
 // BM_PlainTcpRx (the in-run baseline): the same sender, and a thread that
 // recv()s 256 KiB at a time straight into a 16 MiB memfd mapping.
 // Both report bytes per second of payload received. Work happens on other
@@ -26,11 +25,11 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/sim_datapath.h"
 #include "base/uapi.h"
 #include "base/unique_fd.h"
 #include "benchmark/benchmark.h"
 #include "client/dmabuf/dmabuf.h"
-#include "client/rx_socket.h"
 #include "pool/token_range.h"
 #include "providers/sim/sim_provider.h"
 
@@ -77,30 +76,54 @@ void SendLoop(benchmark::State& state, int fd) {
                           static_cast<int64_t>(kSendBytes));
 }
 
-// The job: receives until the flow ends, returning tokens in batches.
+// The job, as thin as a job can be: reads the binding's data-path socket
+// (base/sim_datapath.h) until the flow ends, and once it holds `batch`
+// tokens sends them back (coalesced, <= 128 ranges / 1024 tokens a packet,
+// as SO_DEVMEM_DONTNEED) without waiting for each answer (the sim answers in
+// order; the answers are read with the frags).
 struct JobResult {
   uint64_t frags = 0;
-  absl::Status status;
+  std::string error;
 };
-JobResult RunJob(RxSocket& rx, uint32_t batch) {
+JobResult RunJob(int fd, uint32_t batch) {
   JobResult r;
-  std::vector<Frag> held;
+  std::string buf(simdp::kMaxPacketBytes, '\0');
+  std::vector<Token> held;
+  auto give_back = [&]() -> bool {
+    for (const std::vector<TokenRange>& ranges :
+         CoalesceTokens(std::move(held))) {
+      std::vector<uapi::DmabufToken> wire(ranges.size());
+      std::memcpy(wire.data(), ranges.data(), ranges.size() * sizeof(wire[0]));
+      const std::string p = simdp::Dontneed(wire);
+      if (::send(fd, p.data(), p.size(), MSG_NOSIGNAL) < 0) return false;
+    }
+    held.clear();
+    return true;
+  };
   for (;;) {
-    absl::StatusOr<RxBatch> b = rx.Receive(absl::Seconds(30));
-    if (!b.ok()) {
-      r.status = b.status();
+    const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+    if (n <= 0) {
+      r.error = "data path closed";
       return r;
     }
-    if (b->end_of_stream) break;
-    r.frags += b->frags.size();
-    held.insert(held.end(), b->frags.begin(), b->frags.end());
-    if (held.size() >= batch) {
-      r.status = rx.Return(held);
-      if (!r.status.ok()) return r;
-      held.clear();
+    absl::StatusOr<simdp::Packet> p =
+        simdp::Parse(std::string_view(buf.data(), static_cast<size_t>(n)));
+    if (!p.ok()) {
+      r.error = p.status().ToString();
+      return r;
+    }
+    if (p->type == simdp::Type::kClosed) break;
+    if (p->type != simdp::Type::kRxFrags) continue;  // answers
+    r.frags += p->count;
+    for (uint32_t i = 0; i < p->count; ++i) {
+      held.push_back(simdp::Unit<uapi::DmabufCmsg>(*p, i).frag_token);
+    }
+    if (held.size() >= batch && !give_back()) {
+      r.error = "send failed";
+      return r;
     }
   }
-  r.status = rx.Return(held);
+  if (!give_back()) r.error = "send failed";
   return r;
 }
 
@@ -128,21 +151,17 @@ void BM_SimRx(benchmark::State& state) {
     return;
   }
   std::optional<DataPath> dp = (*binding)->TakeDataPath();
-  absl::StatusOr<RxSocket> rx =
-      dp.has_value()
-          ? RxSocket::ForSimDataPath(std::move(dp->job_end), (*binding)->id())
-          : absl::FailedPreconditionError("no data path");
-  if (!rx.ok()) {
-    state.SkipWithError(rx.status().ToString().c_str());
+  if (!dp.has_value()) {
+    state.SkipWithError("no data path");
     return;
   }
   JobResult job;
-  std::thread job_thread([&] { job = RunJob(*rx, batch); });
+  std::thread job_thread([&] { job = RunJob(dp->job_end.get(), batch); });
   UniqueFd fd = Connect(PortOf(dp->rx_endpoint));
   SendLoop(state, fd.get());
   fd.reset();
   job_thread.join();
-  if (!job.status.ok()) state.SkipWithError(job.status.ToString().c_str());
+  if (!job.error.empty()) state.SkipWithError(job.error.c_str());
   const BindingStats stats = (*binding)->Stats();
   state.counters["frags"] = benchmark::Counter(static_cast<double>(stats.frags),
                                                benchmark::Counter::kIsRate);
