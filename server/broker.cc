@@ -216,9 +216,8 @@ absl::StatusOr<Caller> Broker::Authenticate(uint64_t session_id,
   return Caller{s.id, s.cred.uid, s.cred.gid, s.cred.pid, true};
 }
 
-absl::StatusOr<TicketStore::Issued> Broker::RegisterDmabuf(uint64_t session_id,
-                                                           UniqueFd dmabuf,
-                                                           DmabufInfo* info) {
+absl::StatusOr<Broker::Registered> Broker::RegisterDmabuf(uint64_t session_id,
+                                                          UniqueFd dmabuf) {
   {
     absl::ReaderMutexLock l(&mu_);
     auto it = sessions_.find(session_id);
@@ -227,8 +226,11 @@ absl::StatusOr<TicketStore::Issued> Broker::RegisterDmabuf(uint64_t session_id,
     }
   }
   ASSIGN_OR_RETURN(DmabufInfo checked, provider_->CheckDmabuf(dmabuf.borrow()));
-  if (info != nullptr) *info = checked;
-  return tickets_.Issue(session_id, std::move(dmabuf), std::move(checked));
+  Registered out;
+  out.info = checked;
+  ASSIGN_OR_RETURN(out.ticket, tickets_.Issue(session_id, std::move(dmabuf),
+                                              std::move(checked)));
+  return out;
 }
 
 absl::StatusOr<std::vector<uint32_t>> Broker::ChooseQueues(

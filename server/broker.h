@@ -228,30 +228,49 @@ class Broker {
                                       std::string_view secret);
 
   // ---- Tickets -----------------------------------------------------------
+  struct Registered {
+    TicketStore::Issued ticket;
+    DmabufInfo info;  // what Provider::CheckDmabuf learned
+  };
   // Checks `dmabuf` with Provider::CheckDmabuf and issues a ticket. The fd is
   // owned by the store until Bind consumes it (or it expires / the session
-  // closes); on error it is closed.
-  absl::StatusOr<TicketStore::Issued> RegisterDmabuf(uint64_t session_id,
-                                                     UniqueFd dmabuf,
-                                                     DmabufInfo* info);
+  // closes); on error it is closed. Errors: FailedPrecondition (the session
+  // is closed), the check's errno-carrying error (InvalidArgument, EBADF,
+  // PermissionDenied, ResourceExhausted ENOMEM), ResourceExhausted (the
+  // session's unused-ticket limit, no errno).
+  absl::StatusOr<Registered> RegisterDmabuf(uint64_t session_id,
+                                            UniqueFd dmabuf);
 
   // ---- Bindings ----------------------------------------------------------
-  // See the file comment for the steps. Errors: PermissionDenied (no session,
-  // not local), InvalidArgument (bad params or queue), NotFound (unknown
-  // device; unknown, expired or used ticket), AlreadyExists (queue bound),
-  // ResourceExhausted (quota or free queues), plus the provider's errors.
+  // See the file comment for the steps. REQUIRES: `caller` came from
+  // Authenticate. Errors: PermissionDenied (no session, not local),
+  // InvalidArgument (bad params or queue: ValidateBindParams, ChooseQueues),
+  // NotFound (unknown device; unknown, expired, used or another session's
+  // ticket), AlreadyExists (queue bound), ResourceExhausted (quota or free
+  // queues), FailedPrecondition (the session closed during the call),
+  // Unavailable (the session did not take its data-path fd), plus the
+  // provider's errno-carrying errors. Any error leaves nothing bound.
   absl::StatusOr<BindingView> Bind(const Caller& caller, BindParams params);
-  // NotFound, PermissionDenied (another session's), FailedPrecondition
-  // (already released).
+  // Releases binding `id` of the caller's session. Returns the binding as
+  // it is after: DRAINING, or RELEASED when nothing was outstanding.
+  // Errors: PermissionDenied (no session, not local, another session's
+  // binding), NotFound (unknown id), FailedPrecondition (already released).
   absl::StatusOr<BindingView> Unbind(const Caller& caller, uint32_t id);
+  // NotFound unless the binding is the caller's uid's (root sees all).
   absl::StatusOr<BindingView> GetBinding(const Caller& caller, uint32_t id);
+  // The caller's uid's bindings in full; others only as counts.
   BindingList ListBindings(const Caller& caller, bool include_released);
+  // Totals, and per-binding stats for the caller's uid's bindings only.
   StatsSnapshot GetStats(const Caller& caller);
   // Every binding with its stats, unredacted (for metrics).
   StatsSnapshot AdminSnapshot();
+  // The provider's devices, with the bound queues the caller may see.
+  // Errors: the provider's (ListDevices).
   absl::StatusOr<std::vector<DeviceView>> ListDevices(const Caller& caller);
 
   // ---- Events, policy, upkeep ---------------------------------------------
+  // A queue that gets every binding transition from now on, unredacted
+  // (redact with ViewFor); Unsubscribe stops it.
   std::shared_ptr<EventQueue> Subscribe();
   void Unsubscribe(const std::shared_ptr<EventQueue>& q);
   // Redacts `v` for `caller` (used for events).
@@ -273,6 +292,7 @@ class Broker {
   // draining. Idempotent (a second call reports nothing new).
   ShutdownReport Shutdown();
 
+  // For tests and the stop log.
   size_t session_count() const;
   size_t open_binding_count() const;  // ACTIVE + DRAINING
 

@@ -345,8 +345,7 @@ bool FdServer::Handle(Conn& conn, std::string_view data,
                          "dmabuf fd with SCM_RIGHTS"),
                      "no_fd");
       }
-      DmabufInfo info;
-      auto t = broker_->RegisterDmabuf(conn.session, std::move(fds[0]), &info);
+      auto t = broker_->RegisterDmabuf(conn.session, std::move(fds[0]));
       if (!t.ok()) {
         return Reply(
             conn, rid, t.status(),
@@ -358,10 +357,10 @@ bool FdServer::Handle(Conn& conn, std::string_view data,
                 : "not_dmabuf");
       }
       v1::Ticket* tk = out.mutable_ticket();
-      tk->set_ticket(t->ticket);
-      tk->set_size_bytes(info.size_bytes);
-      tk->set_expires_unix_ms(absl::ToUnixMillis(t->expires));
-      tk->set_exporter(info.exporter);
+      tk->set_ticket(t->ticket.ticket);
+      tk->set_size_bytes(t->info.size_bytes);
+      tk->set_expires_unix_ms(absl::ToUnixMillis(t->ticket.expires));
+      tk->set_exporter(t->info.exporter);
       return conn.Reply(out);
     }
     case v1::FdMessage::BODY_NOT_SET:

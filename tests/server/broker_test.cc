@@ -76,9 +76,9 @@ class BrokerTest : public ::testing::Test {
     return {*g, *c};
   }
   std::string Ticket(const Sess& s, uint64_t size = 1 << 20) {
-    auto t = broker_->RegisterDmabuf(s.grant.id, Buf(size), nullptr);
+    auto t = broker_->RegisterDmabuf(s.grant.id, Buf(size));
     EXPECT_TRUE(t.ok()) << t.status();
-    return t.ok() ? t->ticket : "";
+    return t.ok() ? t->ticket.ticket : "";
   }
   BindParams Rx(std::string ticket, uint32_t n = 2) {
     BindParams p;
@@ -276,7 +276,7 @@ TEST_F(BrokerTest, RejectsBadFd) {
   int p[2];
   ASSERT_EQ(::pipe(p), 0);
   ::close(p[1]);
-  auto t = broker_->RegisterDmabuf(s.grant.id, UniqueFd(p[0]), nullptr);
+  auto t = broker_->RegisterDmabuf(s.grant.id, UniqueFd(p[0]));
   EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
