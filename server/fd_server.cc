@@ -1,5 +1,6 @@
 #include "server/fd_server.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -8,6 +9,8 @@
 
 #include <atomic>
 #include <cerrno>
+#include <deque>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -16,6 +19,7 @@
 #include "base/errno_status.h"
 #include "base/fd_socket.h"
 #include "base/log.h"
+#include "base/mutex.h"
 #include "base/status_macros.h"
 #include "session/fdsock_codec.h"
 
@@ -26,53 +30,97 @@ namespace v1 = ::devmem::v1;
 namespace {
 constexpr uint64_t kWakeKey = 0;
 constexpr uint64_t kListenerKey = 1;
+constexpr uint64_t kKickKey = 2;  // a connection overflowed its queue
 constexpr int kMaxMessagesPerWakeup = 64;
 }  // namespace
 
 // One connection: before Hello just a peer, after it a session's sink.
+//
+// Sends never block: what the socket does not take at once waits in a
+// bounded per-session queue, flushed when epoll says the socket is writable.
+// A session whose queue passes the bound (it sends but does not read) is
+// closed alone, by the loop, with a logged reason; nobody else waits for it.
 class FdServer::Conn : public SessionSink,
                        public std::enable_shared_from_this<Conn> {
  public:
-  Conn(UniqueFd sock, PeerCred cred, absl::Duration reply_timeout)
-      : sock_(std::move(sock)), cred_(cred), reply_timeout_(reply_timeout) {}
+  static constexpr size_t kMaxQueuedMessages = 256;
+  static constexpr size_t kMaxQueuedBytes = 1 << 20;
+
+  Conn(UniqueFd sock, PeerCred cred, int epoll_fd, uint64_t key, int kick_fd)
+      : sock_(std::move(sock)),
+        cred_(cred),
+        epoll_fd_(epoll_fd),
+        key_(key),
+        kick_fd_(kick_fd) {}
 
   BorrowedFd sock() const { return sock_.borrow(); }
   const PeerCred& cred() const { return cred_; }
   uint64_t session = 0;  // loop thread only
 
-  // Sends one message (with `fds`), waiting while the socket is full until
-  // `deadline` or the connection closing.
-  bool Send(const v1::FdMessage& m, absl::Span<const BorrowedFd> fds,
-            absl::Time deadline) {
+  // Sends one message (with at most one fd), now or from the queue. False
+  // when the connection is closed or has overflowed (the loop closes it).
+  bool Send(const v1::FdMessage& m, absl::Span<const BorrowedFd> fds) {
     std::string bytes;
     if (!m.SerializeToString(&bytes)) return false;
-    for (;;) {
-      if (closed_.load(std::memory_order_acquire)) return false;
+    MutexLock l(mu_);
+    if (closed_ || overflowed_) return false;
+    if (out_.empty()) {
       absl::Status s = SendFrame(sock_.borrow(), bytes, fds, MSG_DONTWAIT);
       if (s.ok()) return true;
       if (s.code() != absl::StatusCode::kUnavailable) return false;  // EPIPE
-      const absl::Time now = absl::Now();
-      if (now >= deadline) return false;
-      // Short waits so cancel/close are noticed promptly.
-      pollfd p{sock_.get(), POLLOUT, 0};
-      // deadline may be InfiniteFuture: clamp before converting to ms.
-      const absl::Duration left = deadline - now;
-      const int ms =
-          left >= absl::Milliseconds(50)
-              ? 50
-              : static_cast<int>(absl::ToInt64Milliseconds(left)) + 1;
-      (void)::poll(&p, 1, ms);
     }
+    if (out_.size() >= kMaxQueuedMessages ||
+        out_bytes_ + bytes.size() > kMaxQueuedBytes) {
+      overflowed_ = true;
+      const uint64_t one = 1;
+      (void)!::write(kick_fd_, &one, sizeof(one));  // the loop closes us
+      return false;
+    }
+    Queued q;
+    q.bytes = std::move(bytes);
+    if (!fds.empty()) {
+      // The caller's fd may close when we return; keep our own until sent.
+      q.fd = UniqueFd(::fcntl(fds[0].get(), F_DUPFD_CLOEXEC, 0));
+      if (!q.fd.ok()) return false;
+    }
+    out_bytes_ += q.bytes.size();
+    out_.push_back(std::move(q));
+    if (out_.size() == 1) WatchWritableLocked(true);
+    return true;
   }
-  bool Reply(const v1::FdMessage& m) {
-    return Send(m, {}, absl::Now() + reply_timeout_);
+  bool Reply(const v1::FdMessage& m) { return Send(m, {}); }
+
+  // On EPOLLOUT: sends what waits. False if the connection failed.
+  bool Flush() {
+    MutexLock l(mu_);
+    while (!out_.empty()) {
+      Queued& q = out_.front();
+      BorrowedFd fds[1] = {q.fd.borrow()};
+      absl::Status s =
+          SendFrame(sock_.borrow(), q.bytes,
+                    q.fd.ok() ? absl::Span<const BorrowedFd>(fds, 1)
+                              : absl::Span<const BorrowedFd>(),
+                    MSG_DONTWAIT);
+      if (!s.ok()) {
+        if (s.code() == absl::StatusCode::kUnavailable) return true;
+        return false;
+      }
+      out_bytes_ -= q.bytes.size();
+      out_.pop_front();
+    }
+    WatchWritableLocked(false);
+    return true;
+  }
+  bool overflowed() {
+    MutexLock l(mu_);
+    return overflowed_;
   }
 
   absl::Status SendDataPath(uint32_t binding_id, BorrowedFd fd) override {
     v1::FdMessage m;
     m.mutable_data_path()->set_binding_id(binding_id);
     const BorrowedFd fds[] = {fd};
-    if (!Send(m, fds, absl::Now() + reply_timeout_)) {
+    if (!Send(m, fds)) {
       return absl::UnavailableError(
           "the session did not take its data-path fd (closed, or not "
           "reading)");
@@ -85,21 +133,41 @@ class FdServer::Conn : public SessionSink,
     m.mutable_binding_closed()->set_binding_id(binding_id);
     m.mutable_binding_closed()->set_code(static_cast<int>(why.code()));
     m.mutable_binding_closed()->set_message(std::string(why.message()));
-    (void)Reply(m);
+    (void)Send(m, {});
   }
 
   // Makes every pending and future send fail at once; the fd itself closes
   // when the last holder (the loop, the broker's session) lets go.
   void Shutdown() {
-    closed_.store(true, std::memory_order_release);
+    MutexLock l(mu_);
+    closed_ = true;
+    out_.clear();
+    out_bytes_ = 0;
     ::shutdown(sock_.get(), SHUT_RDWR);
   }
 
  private:
+  struct Queued {
+    std::string bytes;
+    UniqueFd fd;
+  };
+  void WatchWritableLocked(bool on) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP | (on ? EPOLLOUT : 0u);
+    ev.data.u64 = key_;
+    (void)::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, sock_.get(), &ev);
+  }
+
   const UniqueFd sock_;
   const PeerCred cred_;
-  const absl::Duration reply_timeout_;
-  std::atomic<bool> closed_{false};
+  const int epoll_fd_;
+  const uint64_t key_;
+  const int kick_fd_;
+  Mutex mu_;
+  std::deque<Queued> out_ ABSL_GUARDED_BY(mu_);
+  size_t out_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  bool overflowed_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 FdServer::FdServer(Broker* broker, Options options, ErrorCounter count_error)
@@ -131,6 +199,12 @@ absl::Status FdServer::Start() {
   if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, listener_.get(), &ev) != 0) {
     return ErrnoStatus("epoll_ctl listener");
   }
+  kick_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!kick_.ok()) return ErrnoStatus("eventfd");
+  ev.data.u64 = kKickKey;
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, kick_.get(), &ev) != 0) {
+    return ErrnoStatus("epoll_ctl kick");
+  }
   thread_ = std::thread([this] { Loop(); });
   return absl::OkStatus();
 }
@@ -147,6 +221,7 @@ void FdServer::Stop() {
   ::unlink(options_.path.c_str());
   epoll_.reset();
   wake_.reset();
+  kick_.reset();
 }
 
 void FdServer::Count(std::string_view reason) {
@@ -169,10 +244,29 @@ void FdServer::Loop() {
         Accept();
         continue;
       }
+      if (key == kKickKey) {
+        uint64_t v;
+        (void)!::read(kick_.get(), &v, sizeof(v));
+        CloseOverflowed();
+        continue;
+      }
       auto it = conns_.find(key);
       if (it == conns_.end()) continue;
       std::shared_ptr<Conn> conn = it->second;
-      if (!Service(*conn)) CloseConn(key);
+      if ((events[i].events & EPOLLOUT) && !conn->Flush()) {
+        CloseConn(key);
+        continue;
+      }
+      if ((events[i].events & ~static_cast<uint32_t>(EPOLLOUT)) != 0 &&
+          !Service(*conn)) {
+        if (conn->overflowed()) {
+          CloseOverflowed();  // says why
+        } else {
+          CloseConn(key);
+        }
+        continue;
+      }
+      if (conn->overflowed()) CloseOverflowed();
     }
   }
 }
@@ -191,8 +285,8 @@ void FdServer::Accept() {
     auto cred = GetPeerCred(s.borrow());
     if (!cred.ok()) continue;  // s closes
     const uint64_t key = next_key_++;
-    auto conn =
-        std::make_shared<Conn>(std::move(s), *cred, options_.reply_timeout);
+    auto conn = std::make_shared<Conn>(std::move(s), *cred, epoll_.get(), key,
+                                       kick_.get());
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP;
     ev.data.u64 = key;
@@ -201,6 +295,25 @@ void FdServer::Accept() {
       continue;
     }
     conns_.emplace(key, std::move(conn));
+  }
+}
+
+void FdServer::CloseOverflowed() {
+  std::vector<uint64_t> keys;
+  for (const auto& [k, c] : conns_) {
+    if (c->overflowed()) keys.push_back(k);
+  }
+  for (uint64_t k : keys) {
+    const Conn& c = *conns_.at(k);
+    DEVMEM_LOG(kWarning, "fd_session_dropped")
+        .Kv("session", c.session)
+        .Kv("uid", c.cred().uid)
+        .Kv("pid", c.cred().pid)
+        .Kv("reason", std::string("does not read its socket: more than ") +
+                          std::to_string(Conn::kMaxQueuedMessages) +
+                          " replies or 1 MiB waiting");
+    Count("not_reading");
+    CloseConn(k);
   }
 }
 

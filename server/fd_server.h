@@ -39,9 +39,10 @@ class FdServer {
     std::string path;  // e.g. /run/devmemd/fd.sock
     mode_t mode = 0660;
     std::optional<gid_t> group;  // chown the socket to this group
-    // How long a reply may wait for a job that does not read before the
-    // session is closed as unresponsive.
-    absl::Duration reply_timeout = absl::Seconds(2);
+    // Replies, DataPath and BindingClosed messages never block the loop:
+    // what a session's socket does not take waits in a per-session queue
+    // (at most 256 messages / 1 MiB); past it that session alone is closed,
+    // logged as fd_session_dropped and counted as reason "not_reading".
   };
   // Called once per rejected request with a stable reason ("no_fd", ...).
   using ErrorCounter = std::function<void(std::string_view reason)>;
@@ -68,6 +69,8 @@ class FdServer {
   bool Service(Conn& conn);
   bool Handle(Conn& conn, std::string_view data, std::vector<UniqueFd> fds);
   void CloseConn(uint64_t key);
+  // Closes every connection whose reply queue overflowed.
+  void CloseOverflowed();
   bool Reply(Conn& conn, uint64_t request_id, const absl::Status& status,
              std::string_view reason);
   void Count(std::string_view reason);
@@ -78,8 +81,9 @@ class FdServer {
   UniqueFd listener_;
   UniqueFd epoll_;
   UniqueFd wake_;  // eventfd: Stop()
+  UniqueFd kick_;  // eventfd: a connection overflowed (any thread)
   std::thread thread_;
-  uint64_t next_key_ = 2;  // 0: wake, 1: listener
+  uint64_t next_key_ = 3;  // 0: wake, 1: listener, 2: kick
   // Touched only by the loop thread (and by Stop after joining it).
   absl::flat_hash_map<uint64_t, std::shared_ptr<Conn>> conns_;
 };

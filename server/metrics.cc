@@ -44,7 +44,7 @@ constexpr std::string_view kReasons[] = {
     "too_large",    "too_many_fds",    "ctrunc",          "bad_message",
     "unknown_type", "unexpected_type", "unexpected_fd",   "no_session",
     "bad_version",  "not_allowed",     "session_refused", "already_hello",
-    "no_fd",        "not_dmabuf",      "too_many_tickets"};
+    "no_fd",        "not_dmabuf",      "too_many_tickets", "not_reading"};
 
 }  // namespace
 

@@ -333,10 +333,43 @@ class RawPeer {
     m.mutable_register_dmabuf();
     return m;
   }
+  // Sends without asserting (the daemon may have closed us).
+  bool TrySend(const v1::FdMessage& m) {
+    return fdsock::SendMessage(sock_.borrow(), m, {}, MSG_NOSIGNAL).ok();
+  }
 
  private:
   UniqueFd sock_;
 };
+
+TEST_F(ServiceTest, ASessionThatSendsButNeverReadsIsClosedAlone) {
+  RawPeer slow(daemon_->fd_socket());
+  slow.Send(RawPeer::Hello());
+  // Thousands of requests, none of their answers read: each is an Error
+  // reply (no fd) the daemon must not wait on.
+  int sent = 0;
+  for (; sent < 5000; ++sent) {
+    if (!slow.TrySend(RawPeer::Register())) break;  // closed on us: fine
+  }
+  // A bystander is served, and the slow session is gone, not stalling it.
+  auto other = Session();
+  ASSERT_NE(other, nullptr);
+  auto buf = Dmabuf::CreateMemfd("by", 1 << 20);
+  ASSERT_TRUE(buf.ok());
+  EXPECT_TRUE(BindRx(*other, *buf, 1).ok());
+  // The slow peer reads what was queued for it, then EOF: bounded.
+  int replies = 0;
+  std::string last;
+  while ((last = slow.Reply()) != "<eof>" && replies < 100000) ++replies;
+  EXPECT_EQ(last, "<eof>");
+  EXPECT_LT(replies, sent);  // not every request was answered
+  EXPECT_TRUE(WaitFor([&] {
+    return daemon_->metrics().Render().find(
+               "devmem_fd_socket_errors_total{reason=\"not_reading\"} 1") !=
+           std::string::npos;
+  }));
+  EXPECT_EQ(daemon_->broker().session_count(), 1u);  // the bystander
+}
 
 TEST_F(ServiceTest, BadInputOnFdSocketGetsClearErrorsAndLeaksNothing) {
   const int baseline = CountFds();
