@@ -267,6 +267,12 @@ class Broker {
   // The provider's devices, with the bound queues the caller may see.
   // Errors: the provider's (ListDevices).
   absl::StatusOr<std::vector<DeviceView>> ListDevices(const Caller& caller);
+  // Per-queue counters of `device` (qstats-get), for metrics. Errors: the
+  // provider's (ENODEV, EOPNOTSUPP for a driver without qstats).
+  absl::StatusOr<std::vector<QueueStats>> GetQueueStats(
+      std::string_view device) {
+    return provider_->GetQueueStats(device);
+  }
 
   // ---- Events, policy, upkeep ---------------------------------------------
   // A queue that gets every binding transition from now on, unredacted

@@ -32,6 +32,22 @@ void Add(MetricFamily& f, double v,
   f.metric.push_back(std::move(m));
 }
 
+MetricFamily Counter(std::string name, std::string help) {
+  MetricFamily f;
+  f.name = std::move(name);
+  f.help = std::move(help);
+  f.type = MetricType::Counter;
+  return f;
+}
+
+void AddCounter(MetricFamily& f, double v,
+                std::vector<ClientMetric::Label> labels) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  m.counter.value = v;
+  f.metric.push_back(std::move(m));
+}
+
 const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
   static const auto* b = new prometheus::Histogram::BucketBoundaries{
       0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
@@ -41,9 +57,9 @@ const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
 
 // The fd-socket error reasons; anything else is counted as "other".
 constexpr std::string_view kReasons[] = {
-    "too_large",    "too_many_fds",    "ctrunc",          "bad_message",
-    "unknown_type", "unexpected_type", "unexpected_fd",   "no_session",
-    "bad_version",  "not_allowed",     "session_refused", "already_hello",
+    "too_large",    "too_many_fds",    "ctrunc",           "bad_message",
+    "unknown_type", "unexpected_type", "unexpected_fd",    "no_session",
+    "bad_version",  "not_allowed",     "session_refused",  "already_hello",
     "no_fd",        "not_dmabuf",      "too_many_tickets", "not_reading"};
 
 }  // namespace
@@ -92,14 +108,42 @@ class Metrics::BrokerCollector : public prometheus::Collectable {
       MetricFamily free_q =
           Gauge("devmem_queues_free", "RX queues free for a new binding.");
       MetricFamily total_q = Gauge("devmem_rx_queues", "RX queues, by device.");
+      // Per queue, from qstats-get (the NIC's own counters, bound or not).
+      MetricFamily q_rx_bytes = Counter("devmem_queue_rx_bytes_total",
+                                        "RX bytes by device and queue.");
+      MetricFamily q_rx_packets = Counter("devmem_queue_rx_packets_total",
+                                          "RX packets by device and queue.");
+      MetricFamily q_rx_fail = Counter(
+          "devmem_queue_rx_alloc_fail_total",
+          "RX buffer allocation failures (rx-alloc-fail) by device and queue.");
+      MetricFamily q_tx_bytes = Counter("devmem_queue_tx_bytes_total",
+                                        "TX bytes by device and queue.");
       for (const DeviceView& v : *views) {
         Add(up, v.info.up ? 1 : 0, {{"device", v.info.name}});
         Add(free_q, v.free_rx_queues, {{"device", v.info.name}});
         Add(total_q, v.info.rx_queues, {{"device", v.info.name}});
+        absl::StatusOr<std::vector<QueueStats>> qs =
+            broker_->GetQueueStats(v.info.name);
+        if (!qs.ok()) continue;  // no qstats: no series, as node_exporter
+        for (const QueueStats& q : *qs) {
+          std::vector<ClientMetric::Label> l = {
+              {"device", v.info.name}, {"queue", absl::StrCat(q.queue_id)}};
+          if (q.rx) {
+            AddCounter(q_rx_bytes, static_cast<double>(q.bytes), l);
+            AddCounter(q_rx_packets, static_cast<double>(q.packets), l);
+            AddCounter(q_rx_fail, static_cast<double>(q.alloc_fail), l);
+          } else {
+            AddCounter(q_tx_bytes, static_cast<double>(q.bytes), l);
+          }
+        }
       }
       out.push_back(std::move(up));
       out.push_back(std::move(free_q));
       out.push_back(std::move(total_q));
+      out.push_back(std::move(q_rx_bytes));
+      out.push_back(std::move(q_rx_packets));
+      out.push_back(std::move(q_rx_fail));
+      out.push_back(std::move(q_tx_bytes));
     }
 
     // Per-binding pool stats; series vanish with the binding.

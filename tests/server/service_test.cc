@@ -530,6 +530,9 @@ TEST_F(ServiceTest, MetricsPassPromtool) {
        {"devmem_sessions 1", "devmem_bindings{state=\"active\"} 1",
         "devmem_bound_bytes 1048576", "devmem_queues_in_use{device=\"sim0\"} 2",
         "devmem_pool_inflight_chunks{", "devmem_rpc_latency_seconds_bucket",
+        "devmem_queue_rx_bytes_total{device=\"sim0\",queue=\"7\"}",
+        "devmem_queue_rx_alloc_fail_total{device=\"sim0\",queue=\"0\"} 0",
+        "devmem_queue_tx_bytes_total{device=\"sim0\",queue=\"0\"}",
         "devmem_fd_socket_errors_total"}) {
     EXPECT_NE(text.find(name), std::string::npos) << name;
   }
