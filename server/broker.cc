@@ -739,19 +739,24 @@ void Broker::UpdatePolicy(AllowPolicy allow, QuotaPolicy quota) {
       .Kv("max_sessions", quota_.max_sessions);
 }
 
-void Broker::RegionReleased(uint32_t id, uint64_t generation) {
-  absl::MutexLock l(&mu_);
+void Broker::ReleaseDrainedLocked(uint32_t id, uint64_t generation,
+                                  std::string_view by) {
   auto it = records_.find(id);
   if (it == records_.end() || it->second->generation != generation ||
       it->second->view.state != BindingState::kDraining) {
-    return;
+    return;  // gone, replaced by a new binding with the id, or not draining
   }
   DEVMEM_LOG(kInfo, "binding_released")
       .Kv("binding", id)
       .Kv("uid", it->second->view.uid)
       .Kv("device", it->second->view.device)
-      .Kv("by", std::string("last chunk back"));
+      .Kv("by", std::string(by));
   MarkReleasedLocked(*it->second);
+}
+
+void Broker::RegionReleased(uint32_t id, uint64_t generation) {
+  absl::MutexLock l(&mu_);
+  ReleaseDrainedLocked(id, generation, "last chunk back");
 }
 
 void Broker::Housekeeping() {
@@ -774,17 +779,7 @@ void Broker::Housekeeping() {
   }
   absl::MutexLock l(&mu_);
   for (const auto& [id, gen] : drained) {
-    auto it = records_.find(id);
-    if (it == records_.end() || it->second->generation != gen ||
-        it->second->view.state != BindingState::kDraining) {
-      continue;
-    }
-    DEVMEM_LOG(kInfo, "binding_released")
-        .Kv("binding", id)
-        .Kv("uid", it->second->view.uid)
-        .Kv("device", it->second->view.device)
-        .Kv("by", std::string("page pools drained"));
-    MarkReleasedLocked(*it->second);
+    ReleaseDrainedLocked(id, gen, "page pools drained");
   }
 }
 

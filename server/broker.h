@@ -324,6 +324,11 @@ class Broker {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void TrimHistoryLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MarkReleasedLocked(Record& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Record (`id`, `generation`), if still DRAINING, becomes RELEASED; `by`
+  // says what drained it, for the log.
+  void ReleaseDrainedLocked(uint32_t id, uint64_t generation,
+                            std::string_view by)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The region of record (`id`, `generation`) has every chunk back.
   void RegionReleased(uint32_t id, uint64_t generation)
       ABSL_LOCKS_EXCLUDED(mu_);

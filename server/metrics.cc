@@ -16,12 +16,18 @@ using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
 
-MetricFamily Gauge(std::string name, std::string help) {
+MetricFamily Family(std::string name, std::string help, MetricType type) {
   MetricFamily f;
   f.name = std::move(name);
   f.help = std::move(help);
-  f.type = MetricType::Gauge;
+  f.type = type;
   return f;
+}
+MetricFamily Gauge(std::string name, std::string help) {
+  return Family(std::move(name), std::move(help), MetricType::Gauge);
+}
+MetricFamily Counter(std::string name, std::string help) {
+  return Family(std::move(name), std::move(help), MetricType::Counter);
 }
 
 void Add(MetricFamily& f, double v,
@@ -30,14 +36,6 @@ void Add(MetricFamily& f, double v,
   m.label = std::move(labels);
   m.gauge.value = v;
   f.metric.push_back(std::move(m));
-}
-
-MetricFamily Counter(std::string name, std::string help) {
-  MetricFamily f;
-  f.name = std::move(name);
-  f.help = std::move(help);
-  f.type = MetricType::Counter;
-  return f;
 }
 
 void AddCounter(MetricFamily& f, double v,

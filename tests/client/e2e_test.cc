@@ -195,6 +195,18 @@ class E2eTest : public ::testing::Test {
         dir_ + "/" + name + "-sender.log");
   }
 
+  absl::StatusOr<std::unique_ptr<Client>> NewClient() {
+    ClientOptions o;
+    o.run_dir = dir_;
+    return Client::Connect(o);
+  }
+  static RxBindOptions OneQueue() {
+    RxBindOptions rx;
+    rx.device = "sim0";
+    rx.num_queues = 1;
+    return rx;
+  }
+
   std::vector<v1::Binding> Active() {
     auto r = observer_->ListBindings();
     EXPECT_TRUE(r.ok()) << r.status();
@@ -484,9 +496,7 @@ uint64_t ReceiveFlow(RxSocket& rx, const DmabufMapping& map) {
 }
 
 TEST_F(E2eTest, ReceiveLoopsOfOneClientRunInParallel) {
-  ClientOptions o;
-  o.run_dir = dir_;
-  auto client = Client::Connect(o);
+  auto client = NewClient();
   ASSERT_TRUE(client.ok()) << client.status();
   auto buf_a = Dmabuf::CreateMemfd("a", 4 << 20);
   auto buf_b = Dmabuf::CreateMemfd("b", 4 << 20);
@@ -494,9 +504,7 @@ TEST_F(E2eTest, ReceiveLoopsOfOneClientRunInParallel) {
   auto map_a = buf_a->Map();
   auto map_b = buf_b->Map();
   ASSERT_TRUE(map_a.ok() && map_b.ok());
-  RxBindOptions rx;
-  rx.device = "sim0";
-  rx.num_queues = 1;
+  const RxBindOptions rx = OneQueue();
   auto a = (*client)->BindRx(buf_a->fd(), rx);
   auto b = (*client)->BindRx(buf_b->fd(), rx);
   ASSERT_TRUE(a.ok() && b.ok());
@@ -522,18 +530,14 @@ TEST_F(E2eTest, ReceiveLoopsOfOneClientRunInParallel) {
 }
 
 TEST_F(E2eTest, ADataPathHandedToAnotherProcessCarriesOnlyItsFlow) {
-  ClientOptions o;
-  o.run_dir = dir_;
-  auto client = Client::Connect(o);
+  auto client = NewClient();
   ASSERT_TRUE(client.ok()) << client.status();
   auto buf_a = Dmabuf::CreateMemfd("handed", 4 << 20);
   auto buf_b = Dmabuf::CreateMemfd("kept", 4 << 20);
   ASSERT_TRUE(buf_a.ok() && buf_b.ok());
   auto map_b = buf_b->Map();
   ASSERT_TRUE(map_b.ok());
-  RxBindOptions rx;
-  rx.device = "sim0";
-  rx.num_queues = 1;
+  const RxBindOptions rx = OneQueue();
   auto a = (*client)->BindRx(buf_a->fd(), rx);
   auto b = (*client)->BindRx(buf_b->fd(), rx);
   ASSERT_TRUE(a.ok() && b.ok());
@@ -578,16 +582,12 @@ TEST_F(E2eTest, ADataPathHandedToAnotherProcessCarriesOnlyItsFlow) {
 }
 
 TEST_F(E2eTest, AnUnboundBindingsDataPathReadsEofAndRefusesSends) {
-  ClientOptions o;
-  o.run_dir = dir_;
-  auto client = Client::Connect(o);
+  auto client = NewClient();
   ASSERT_TRUE(client.ok()) << client.status();
   auto rbuf = Dmabuf::CreateMemfd("rx", 1 << 20);
   auto tbuf = Dmabuf::CreateMemfd("tx", 1 << 20);
   ASSERT_TRUE(rbuf.ok() && tbuf.ok());
-  RxBindOptions rx;
-  rx.device = "sim0";
-  rx.num_queues = 1;
+  const RxBindOptions rx = OneQueue();
   auto r = (*client)->BindRx(rbuf->fd(), rx);
   auto t = (*client)->BindTx(tbuf->fd(), "sim0");
   ASSERT_TRUE(r.ok() && t.ok());
