@@ -102,6 +102,18 @@ struct Broker::Lifeline {
   Broker* broker ABSL_GUARDED_BY(mu);
 };
 
+namespace {
+
+// A failed Bind step says which step it was; the provider's code and errno
+// are kept (WithContext).
+template <typename T>
+absl::StatusOr<T> StepResult(absl::StatusOr<T> r, absl::string_view step) {
+  if (r.ok()) return r;
+  return WithContext(r.status(), absl::StrCat("Bind step ", step));
+}
+
+}  // namespace
+
 // ---- Broker ----------------------------------------------------------------
 
 Broker::Broker(Provider* provider, Options options)
@@ -357,22 +369,29 @@ absl::StatusOr<BindingView> Broker::Bind(const Caller& caller, BindParams p) {
 
   // Steps 3-5: prepare, bind, steer.
   if (p.rx) {
-    ASSIGN_OR_RETURN(live->prep, provider_->PrepareDevice(p.device, queues));
+    ASSIGN_OR_RETURN(live->prep,
+                     StepResult(provider_->PrepareDevice(p.device, queues),
+                                "prepare device"));
     RxBindSpec spec;
     spec.device = p.device;
     spec.queue_ids = queues;
     spec.dmabuf = live->dmabuf.borrow();
     spec.chunk_size = chunk_size;
-    ASSIGN_OR_RETURN(live->binding, provider_->BindRx(spec));
+    ASSIGN_OR_RETURN(live->binding,
+                     StepResult(provider_->BindRx(spec), "bind-rx"));
   } else {
     TxBindSpec spec;
     spec.device = p.device;
     spec.dmabuf = live->dmabuf.borrow();
-    ASSIGN_OR_RETURN(live->binding, provider_->BindTx(spec));
+    ASSIGN_OR_RETURN(live->binding,
+                     StepResult(provider_->BindTx(spec), "bind-tx"));
   }
   const uint32_t id = live->binding->id();
-  for (const Flow& f : p.flows) {
-    ASSIGN_OR_RETURN(std::unique_ptr<FlowRule> rule, live->binding->AddFlow(f));
+  for (size_t i = 0; i < p.flows.size(); ++i) {
+    ASSIGN_OR_RETURN(std::unique_ptr<FlowRule> rule,
+                     StepResult(live->binding->AddFlow(p.flows[i]),
+                                absl::StrCat("steering rule ", i + 1, " of ",
+                                             p.flows.size())));
     live->flows.push_back(std::move(rule));
   }
   // Step 6: the data path the provider made, if any, goes to the job now;
@@ -381,9 +400,9 @@ absl::StatusOr<BindingView> Broker::Bind(const Caller& caller, BindParams p) {
   bool data_path = false;
   if (std::optional<DataPath> dp = live->binding->TakeDataPath()) {
     endpoint = std::move(dp->rx_endpoint);
-    RETURN_IF_ERROR(
-        WithContext(sink->SendDataPath(id, dp->job_end.borrow()),
-                    absl::StrCat("binding ", id, ": data-path handover")));
+    RETURN_IF_ERROR(WithContext(
+        sink->SendDataPath(id, dp->job_end.borrow()),
+        absl::StrCat("Bind step data-path handover (binding ", id, ")")));
     data_path = true;
   }
 
