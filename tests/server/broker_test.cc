@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -594,6 +595,47 @@ TEST_F(BrokerTest, SnapshotFollowsTheLiveEventRule) {
   other = broker_->SnapshotFor(o.caller);
   ASSERT_EQ(other.size(), 1u);
   EXPECT_EQ(other[0].state, BindingState::kReleased);
+}
+
+TEST_F(BrokerTest, QuotasHoldUnderConcurrentBindsFromManySessionsOfOneUid) {
+  // 12 sessions of uid 1000 race to bind one queue each; the quota is 4
+  // bindings (and 6 queues): exactly 4 win, the rest are told which limit.
+  constexpr int kSessions = 12;
+  std::vector<Sess> sessions;
+  std::vector<std::string> tickets;
+  for (int i = 0; i < kSessions; ++i) {
+    sessions.push_back(Open(1000, 100 + i));
+    tickets.push_back(Ticket(sessions.back()));
+  }
+  std::vector<absl::StatusOr<BindingView>> results(kSessions);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kSessions; ++i) {
+    threads.emplace_back([&, i] {
+      results[i] = broker_->Bind(sessions[i].caller, Rx(tickets[i], 1));
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  int ok = 0;
+  for (const auto& r : results) {
+    if (r.ok()) {
+      ++ok;
+      continue;
+    }
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted)
+        << r.status();
+    EXPECT_THAT(std::string(r.status().message()),
+                ::testing::HasSubstr("quota max_bindings"));
+  }
+  EXPECT_EQ(ok, 4);
+  EXPECT_EQ(provider_.state().bindings.load(), 4);
+  // Releasing gives the quota back, exactly.
+  for (int i = 0; i < kSessions; ++i)
+    broker_->CloseSession(sessions[i].grant.id);
+  ExpectNothingHeld();
+  Sess again = Open(1000);
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(broker_->Bind(again.caller, Rx(Ticket(again), 1)).ok());
+  }
 }
 
 TEST_F(BrokerTest, ValidatesParams) {

@@ -425,6 +425,12 @@ TEST_F(ServiceTest, BadInputOnFdSocketGetsClearErrorsAndLeaksNothing) {
     huge.reset();
     p.SendBytes(std::string("\x08\x07\xfa\x06\x00", 5));  // field 111
     EXPECT_EQ(p.Reply(), "unknown_type");
+    // 20,000 nested groups of an unknown field (40 KB, under the size limit):
+    // the parser's depth limit rejects it long before the end.
+    std::string nested;
+    for (int i = 0; i < 20000; ++i) nested += "\xa3\x06";  // field 100, group
+    p.SendBytes(nested);
+    EXPECT_EQ(p.Reply(), "bad_message");
     v1::FdMessage bogus;
     bogus.mutable_welcome();
     p.Send(bogus);
