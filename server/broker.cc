@@ -245,16 +245,26 @@ absl::StatusOr<Broker::Registered> Broker::RegisterDmabuf(uint64_t session_id,
   return out;
 }
 
-absl::StatusOr<std::vector<uint32_t>> Broker::ChooseQueues(
-    const BindParams& p) {
+absl::StatusOr<DeviceInfo> Broker::CapableDevice(const BindParams& p) {
   ASSIGN_OR_RETURN(std::vector<DeviceInfo> devices, provider_->ListDevices());
-  const DeviceInfo* dev = nullptr;
-  for (const DeviceInfo& d : devices) {
-    if (d.name == p.device) dev = &d;
+  for (DeviceInfo& d : devices) {
+    if (d.name != p.device) continue;
+    // What the kernel checks first, before any policy of ours.
+    const Capability& cap = p.rx ? d.rx_capability : d.tx_capability;
+    if (cap.state == Capability::State::kUnsupported) {
+      return ErrnoToStatus(
+          EOPNOTSUPP,
+          absl::StrCat(p.device, ": ", p.rx ? "bind-rx" : "bind-tx",
+                       ": the device cannot do devmem (", cap.reason, ")"));
+    }
+    return std::move(d);
   }
-  if (dev == nullptr) {
-    return absl::NotFoundError(absl::StrCat("unknown device ", p.device));
-  }
+  return absl::NotFoundError(absl::StrCat("unknown device ", p.device));
+}
+
+absl::StatusOr<std::vector<uint32_t>> Broker::ChooseQueues(
+    const BindParams& p, const DeviceInfo& device) {
+  const DeviceInfo* dev = &device;
   std::set<uint32_t> ours;  // queues our own ACTIVE bindings hold
   {
     absl::ReaderMutexLock l(&mu_);
@@ -335,9 +345,10 @@ absl::StatusOr<BindingView> Broker::Bind(const Caller& caller, BindParams p) {
   live->dmabuf = std::move(redeemed.dmabuf);
   const uint64_t size = redeemed.info.size_bytes;
 
+  ASSIGN_OR_RETURN(const DeviceInfo device, CapableDevice(p));
   std::vector<uint32_t> queues;
   if (p.rx) {
-    ASSIGN_OR_RETURN(queues, ChooseQueues(p));
+    ASSIGN_OR_RETURN(queues, ChooseQueues(p, device));
   }
   // Step 2: the quota.
   {

@@ -246,10 +246,12 @@ class Broker {
   // Authenticate. Errors: PermissionDenied (no session, not local),
   // InvalidArgument (bad params or queue: ValidateBindParams, ChooseQueues),
   // NotFound (unknown device; unknown, expired, used or another session's
-  // ticket), AlreadyExists (queue bound), ResourceExhausted (quota or free
-  // queues), FailedPrecondition (the session closed during the call),
-  // Unavailable (the session did not take its data-path fd), plus the
-  // provider's errno-carrying errors. Any error leaves nothing bound.
+  // ticket), Unimplemented with EOPNOTSUPP (a device that cannot do devmem:
+  // before any policy check), AlreadyExists (queue bound),
+  // ResourceExhausted (quota or free queues), FailedPrecondition (the session
+  // closed during the call), Unavailable (the session did not take its
+  // data-path fd), plus the provider's errno-carrying errors. Any error leaves
+  // nothing bound.
   absl::StatusOr<BindingView> Bind(const Caller& caller, BindParams params);
   // Releases binding `id` of the caller's session. Returns the binding as
   // it is after: DRAINING, or RELEASED when nothing was outstanding.
@@ -317,7 +319,12 @@ class Broker {
 
   bool AllowedLocked(const PeerCred& c) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   absl::Status Release(uint32_t id, std::string reason);
-  absl::StatusOr<std::vector<uint32_t>> ChooseQueues(const BindParams& p);
+  // The device of `p`: NotFound when unknown, the kernel's EOPNOTSUPP
+  // (Unimplemented) when it cannot do devmem in `p`'s direction -- checked
+  // before any policy, as the kernel checks the device first.
+  absl::StatusOr<DeviceInfo> CapableDevice(const BindParams& p);
+  absl::StatusOr<std::vector<uint32_t>> ChooseQueues(const BindParams& p,
+                                                     const DeviceInfo& device);
   BindingView ViewLocked(const Record& r) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   bool MaySeeLocked(const Caller& c, const Record& r) const;
   void PublishLocked(EventKind kind, const Record& r)

@@ -236,6 +236,40 @@ TEST_P(FaultInjectionTest, TheFailedStepIsNamedAndEverythingBeforeIsUndone) {
   EXPECT_EQ(Nic(), before);
 }
 
+// The kernel checks the device before anything else; so does the broker:
+// on a device without devmem (one RX queue only, so a queue policy would
+// have said "0 free RX queues") the answer is the kernel's EOPNOTSUPP.
+TEST(CapabilityFirst, AnIncapableDeviceAnswersEopnotsuppBeforeAnyPolicy) {
+  auto sim = CreateSimProvider(
+      SimOptions{.spec = "sim0:rx=8,tx=8;lo1:rx=1,tx=1,devmem=no"});
+  ASSERT_TRUE(sim.ok()) << sim.status();
+  Broker::Options o;
+  o.allow.allow_all = true;
+  Broker broker(sim->get(), o);
+  auto sink = std::make_shared<Sink>();
+  auto g = broker.OpenSession({42, 1000, 1000}, "cap", sink);
+  ASSERT_TRUE(g.ok());
+  const Caller caller = *broker.Authenticate(g->id, g->secret);
+  for (bool rx : {true, false}) {
+    auto buf = Dmabuf::CreateMemfd("cap", 1 << 20);
+    ASSERT_TRUE(buf.ok());
+    auto r = broker.RegisterDmabuf(g->id, buf->ReleaseFd());
+    ASSERT_TRUE(r.ok());
+    BindParams p;
+    p.ticket = r->ticket.ticket;
+    p.device = "lo1";
+    p.rx = rx;
+    if (rx) p.num_queues = 4;  // more than it has, too
+    absl::StatusOr<BindingView> b = broker.Bind(caller, p);
+    ASSERT_FALSE(b.ok());
+    EXPECT_EQ(StatusErrno(b.status()), EOPNOTSUPP) << b.status();
+    EXPECT_THAT(std::string(b.status().message()),
+                HasSubstr("cannot do devmem"));
+    EXPECT_THAT(std::string(b.status().message()),
+                ::testing::Not(HasSubstr("free RX queues")));
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(
     EveryBindStep, FaultInjectionTest,
     ::testing::Values(Fault::kCheckDmabuf, Fault::kPrepare, Fault::kBind,
