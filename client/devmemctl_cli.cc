@@ -61,9 +61,12 @@ constexpr CommandHelp kHelps[] = {
     {"bind",
      "usage: devmemctl bind --device D (--queues N | --queue-ids a,b)\n"
      "                      --size BYTES [--chunk-size B] [--udmabuf]\n"
+     "                      [--flow dst_port=P[,src_ip=A][,dst_ip=A]"
+     "[,src_port=P]]...\n"
      "Creates a buffer (memfd, or udmabuf with --udmabuf), binds it to RX\n"
-     "queues of D, prints the binding and holds it until Ctrl-C or\n"
-     "SIGTERM, then unbinds cleanly. Sizes take K, M, G suffixes.\n"},
+     "queues of D, steers each --flow to it (IPv6 when an address has a\n"
+     "colon), prints the binding and holds it until Ctrl-C or SIGTERM,\n"
+     "then unbinds cleanly. Sizes take K, M, G, T suffixes.\n"},
     {"unbind",
      "usage: devmemctl unbind ID\n"
      "Unbinds binding ID. Only the session that made a binding may unbind\n"
@@ -218,6 +221,49 @@ std::string Help(std::string_view command) {
   return h != nullptr ? std::string(h) : std::string(kOverview);
 }
 
+namespace {
+
+// "dst_port=9999,src_ip=10.0.0.2": the keys of v1::Flow, dst_port required.
+// Addresses are checked by the daemon (exactly, with inet_pton); here only
+// the shape and the ports.
+absl::StatusOr<v1::Flow> ParseFlow(std::string_view text) {
+  v1::Flow f;
+  for (absl::string_view part :
+       absl::StrSplit(absl::string_view(text.data(), text.size()), ',')) {
+    const size_t eq = part.find('=');
+    if (eq == absl::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--flow: \"", part,
+                       "\" is not KEY=VALUE (keys: dst_port, src_port, "
+                       "src_ip, dst_ip)"));
+    }
+    const absl::string_view key = part.substr(0, eq);
+    const absl::string_view value = part.substr(eq + 1);
+    if (key == "dst_port" || key == "src_port") {
+      uint32_t port = 0;
+      if (!absl::SimpleAtoi(value, &port) || port == 0 || port > 65535) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--flow: ", key, " \"", value, "\" is not a port (1-65535)"));
+      }
+      key == "dst_port" ? f.set_dst_port(port) : f.set_src_port(port);
+    } else if (key == "src_ip" || key == "dst_ip") {
+      if (value.find(':') != absl::string_view::npos) f.set_ipv6(true);
+      key == "src_ip" ? f.set_src_ip(std::string(value))
+                      : f.set_dst_ip(std::string(value));
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--flow: unknown key \"", key,
+                       "\" (keys: dst_port, src_port, src_ip, dst_ip)"));
+    }
+  }
+  if (f.dst_port() == 0) {
+    return absl::InvalidArgumentError("--flow: dst_port=P is required");
+  }
+  return f;
+}
+
+}  // namespace
+
 ParseResult Parse(const std::vector<std::string>& args) {
   ParseResult r;
   Command& c = r.command;
@@ -317,6 +363,13 @@ ParseResult Parse(const std::vector<std::string>& args) {
       c.chunk_size = static_cast<uint32_t>(*v);
     } else if (c.name == "bind" && flag == "--udmabuf") {
       c.udmabuf = true;
+    } else if (c.name == "bind" && flag == "--flow") {
+      if (!need()) {
+        return UsageError(c.name, "--flow needs dst_port=P[,src_ip=A,...]");
+      }
+      absl::StatusOr<v1::Flow> f = ParseFlow(value);
+      if (!f.ok()) return UsageError(c.name, std::string(f.status().message()));
+      c.flows.push_back(*std::move(f));
     } else if (c.name == "unbind" && c.binding_id == 0 && !flag.empty() &&
                flag[0] != '-') {
       if (!absl::SimpleAtoi(flag, &c.binding_id) || c.binding_id == 0) {
@@ -492,6 +545,7 @@ int Main(const std::vector<std::string>& args, std::ostream& out,
     rx.num_queues = c.num_queues;
     rx.queue_ids = c.queue_ids;
     rx.chunk_size = c.chunk_size;
+    rx.flows = c.flows;
     rx.name = "devmemctl";
     absl::StatusOr<Binding> b = cl.BindRx(buf->fd(), rx);
     if (!b.ok()) return Fail(err, b.status());

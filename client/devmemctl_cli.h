@@ -49,6 +49,7 @@ struct Command {
   uint64_t size = 0;
   uint32_t chunk_size = 0;
   bool udmabuf = false;
+  std::vector<v1::Flow> flows;  // --flow, repeatable
   // unbind
   uint32_t binding_id = 0;
   // watch

@@ -72,6 +72,28 @@ std::string FirstLine(const ParseResult& r) {
   return r.text.substr(0, r.text.find('\n'));
 }
 
+TEST(DevmemctlParse, BindTakesFlows) {
+  ParseResult r = P({"bind", "--device", "sim0", "--queues", "1", "--size",
+                     "1M", "--flow", "dst_port=9999", "--flow",
+                     "dst_port=5201,src_ip=10.0.0.2,src_port=40000",
+                     "--flow=dst_port=80,dst_ip=fd00::1"});
+  ASSERT_EQ(r.kind, Kind::kRun) << r.text;
+  ASSERT_EQ(r.command.flows.size(), 3u);
+  EXPECT_EQ(r.command.flows[0].dst_port(), 9999u);
+  EXPECT_EQ(r.command.flows[1].src_ip(), "10.0.0.2");
+  EXPECT_EQ(r.command.flows[1].src_port(), 40000u);
+  EXPECT_FALSE(r.command.flows[1].ipv6());
+  EXPECT_EQ(r.command.flows[2].dst_ip(), "fd00::1");
+  EXPECT_TRUE(r.command.flows[2].ipv6());
+  for (const char* bad : {"src_ip=10.0.0.2", "dst_port=0", "dst_port=70000",
+                          "dport=80", "dst_port"}) {
+    ParseResult e = P({"bind", "--device", "sim0", "--queues", "1", "--size",
+                       "1M", "--flow", bad});
+    EXPECT_EQ(e.kind, Kind::kUsageError) << bad;
+    EXPECT_NE(e.text.find("--flow"), std::string::npos) << e.text;
+  }
+}
+
 TEST(DevmemctlParse, SizesUpToTheDefaultQuotaAreAccepted) {
   ParseResult r = P({"bind", "--device", "d", "--queues", "1", "--size", "2T"});
   ASSERT_EQ(r.kind, Kind::kRun) << r.text;
