@@ -1,7 +1,7 @@
 // The sim provider's bindings, preparations and flow rules: RAII objects
 // over the simulated kernel (sim_kernel.h) and, for bindings, a data path
-// (rx_path.h, tx_path.h) over the mapped dmabuf (base/mapping.h). Destroying one
-// undoes it in the simulated kernel, as closing the netlink socket or
+// (rx_path.h, tx_path.h) over the mapped dmabuf (base/mapping.h). Destroying
+// one undoes it in the simulated kernel, as closing the netlink socket or
 // deleting the rule does in the real one. See providers/sim/sim_provider.h
 // for the behaviour; internal to providers/sim.
 //
