@@ -324,7 +324,7 @@ absl::StatusOr<Binding> Client::Bind(BorrowedFd dmabuf, std::string_view name,
   Binding binding(core_, resp.binding());
   if (resp.binding().data_path()) {
     // Sent before the reply: it is already in our socket.
-    RETURN_IF_ERROR(core_->AwaitDataPath(binding.id(), absl::Seconds(10)));
+    RETURN_IF_ERROR(core_->AwaitDataPath(binding.id(), core_->rpc_timeout()));
   }
   return binding;
 }

@@ -40,6 +40,7 @@ class ClientCore {
         rpc_timeout_(rpc_timeout) {}
 
   const std::string& run_dir() const { return run_dir_; }
+  absl::Duration rpc_timeout() const { return rpc_timeout_; }
   v1::Devmem::Stub& stub() { return *stub_; }
 
   // Sets the deadline and, with a session, its authentication metadata.

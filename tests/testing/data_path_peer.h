@@ -191,12 +191,18 @@ class DataPathPeer {
   // Sends `packet` and waits for the next answer of type `want`.
   std::optional<std::string> Call(const std::string& packet, simdp::Type want,
                                   std::string* text = nullptr) {
-    MutexLock lock(mu_);
-    const size_t before = answers_seen_;
+    size_t before;
+    {
+      MutexLock lock(mu_);
+      before = answers_seen_;
+    }
+    // Not under mu_: a send that waits for the sim must not stop the reader
+    // thread from taking what the sim sends meanwhile.
     if (::send(fd_.get(), packet.data(), packet.size(), MSG_NOSIGNAL) !=
         static_cast<ssize_t>(packet.size())) {
       return std::nullopt;
     }
+    MutexLock lock(mu_);
     if (!cv_.AwaitFor(mu_, kDataPathWait,
                       [&] {
                         mu_.AssertHeld();
